@@ -1,0 +1,32 @@
+"""What every stage entry point shares: arguments, validated params, determinism, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+from cllab import params as params_lib
+from cllab.errors import LabError
+
+
+def load_params(path: str = "params.yaml") -> dict[str, Any]:
+    """Validated params (raises ParamsError before anything heavy is imported)."""
+    return params_lib.load(path)
+
+
+def start(params: dict[str, Any]) -> None:
+    """Import TensorFlow quietly, then seed everything, enable op determinism and pin the thread count."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from cllab.runtime import set_determinism
+
+    set_determinism(params["seed"], params["runtime"]["threads"])
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a stage's main; a LabError becomes `error: <one line>` on stderr and exit status 1."""
+    try:
+        main()
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,138 @@
+"""MNIST via TFDS (online, or offline from the four original files) and the split into tasks A and B."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from cllab.errors import LabError
+
+# The four original files, as TFDS' mnist builder downloads them: name -> (size in bytes, sha256).
+MNIST_FILES: dict[str, tuple[int, str]] = {
+    "train-images-idx3-ubyte.gz": (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+    "train-labels-idx1-ubyte.gz": (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+    "t10k-images-idx3-ubyte.gz": (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+    "t10k-labels-idx1-ubyte.gz": (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+}
+MNIST_HOST = ("storage.googleapis.com", 443)
+TASK_DIGITS = {"a": (0, 2, 4, 6, 8), "b": (1, 3, 5, 7, 9)}
+NUM_CLASSES = 5
+SPLITS = ("train", "val", "test")
+
+
+class DataError(LabError, RuntimeError):
+    """MNIST cannot be had: missing, corrupt or not downloadable. The message says what to do."""
+
+
+def check_raw_files(raw_dir: str | Path) -> bool:
+    """True if all four original MNIST files are in raw_dir and match their canonical checksums.
+
+    False if none is there; DataError naming the file if some are missing, truncated or corrupt.
+    """
+    raw_dir = Path(raw_dir)
+    present = [name for name in MNIST_FILES if (raw_dir / name).is_file()]
+    if not present:
+        return False
+    missing = [name for name in MNIST_FILES if name not in present]
+    if missing:
+        raise DataError(f"{raw_dir}/ has only some MNIST files: missing {', '.join(missing)}")
+    for name, (size, sha256) in MNIST_FILES.items():
+        path = raw_dir / name
+        actual = path.stat().st_size
+        if actual != size:
+            raise DataError(f"{path}: {actual} bytes, expected {size} (truncated or not the original file)")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+            raise DataError(f"{path}: sha256 checksum mismatch (corrupt file: replace it with the original)")
+    return True
+
+
+def network_reachable(host: tuple[str, int] = MNIST_HOST, timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the MNIST download host succeeds within timeout_s."""
+    try:
+        with socket.create_connection(host, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def load_mnist(raw_dir: str | Path, tfds_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """MNIST as {"train": (images uint8 [N,28,28], digits int64 [N]), "test": ...} via tfds.load.
+
+    Builds from the original files in raw_dir when they are there (checksums verified first), otherwise downloads;
+    fails within seconds with a one-line DataError when neither is possible.
+    """
+    have_files = check_raw_files(raw_dir)  # before the slow import: a bad file fails in milliseconds
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    builder = tfds.builder("mnist", data_dir=str(tfds_dir))
+    kwargs = {}
+    if have_files:
+        kwargs["download_and_prepare_kwargs"] = {
+            "download_config": tfds.download.DownloadConfig(manual_dir=str(raw_dir))
+        }
+    elif not builder.is_prepared() and not network_reachable():
+        names = ", ".join(MNIST_FILES)
+        raise DataError(f"MNIST is not in {raw_dir}/ and {MNIST_HOST[0]} is unreachable: put {names} in {raw_dir}/")
+    splits = tfds.load(
+        "mnist", data_dir=str(tfds_dir), split=["train", "test"], batch_size=-1, as_supervised=True,
+        shuffle_files=False, **kwargs,
+    )
+    out = {}
+    for name, (images, digits) in zip(("train", "test"), splits):
+        out[name] = (np.asarray(images)[..., 0].astype(np.uint8), np.asarray(digits).astype(np.int64))
+    return out
+
+
+def task_of(digits: np.ndarray, task: str) -> np.ndarray:
+    """Boolean mask of the examples that belong to task 'a' (even digits) or 'b' (odd digits)."""
+    return np.isin(digits, TASK_DIGITS[task])
+
+
+def split_tasks(
+    mnist: Mapping[str, tuple[np.ndarray, np.ndarray]], val_fraction: float, val_seed: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """Split MNIST into tasks A and B, with label = digit // 2 and pixels scaled to [0, 1] (float32).
+
+    Each task gets x_/y_/digit_ arrays for train, val (a seeded random `val_fraction` of that task's
+    training set, for choosing hyper-parameters) and test.
+    """
+    train_images, train_digits = mnist["train"]
+    test_images, test_digits = mnist["test"]
+    order = np.random.default_rng(val_seed).permutation(len(train_digits))
+    tasks: dict[str, dict[str, np.ndarray]] = {}
+    for task in TASK_DIGITS:
+        shuffled = order[task_of(train_digits[order], task)]
+        n_val = int(round(val_fraction * len(shuffled)))
+        index = {"train": np.sort(shuffled[n_val:]), "val": np.sort(shuffled[:n_val])}
+        arrays: dict[str, np.ndarray] = {}
+        for split, rows in index.items():
+            arrays.update(_arrays(split, train_images[rows], train_digits[rows]))
+        mask = task_of(test_digits, task)
+        arrays.update(_arrays("test", test_images[mask], test_digits[mask]))
+        tasks[task] = arrays
+    return tasks
+
+
+def _arrays(split: str, images: np.ndarray, digits: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        f"x_{split}": (images.astype(np.float32) / np.float32(255.0)),
+        f"y_{split}": (digits // 2).astype(np.int32),
+        f"digit_{split}": digits.astype(np.uint8),
+    }
+
+
+def task_arrays_names() -> list[str]:
+    """The arrays every prepared task file holds, in file order."""
+    return [f"{kind}_{split}" for split in SPLITS for kind in ("x", "y", "digit")]
+
+
+def joint(task_a: Mapping[str, np.ndarray], task_b: Mapping[str, np.ndarray], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The joint (multi-task) data of one split: tasks A and B concatenated."""
+    x = np.concatenate([task_a[f"x_{split}"], task_b[f"x_{split}"]])
+    y = np.concatenate([task_a[f"y_{split}"], task_b[f"y_{split}"]])
+    return x, y

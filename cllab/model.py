@@ -1,0 +1,148 @@
+"""The MLP classifier, its penalised training step, and byte-stable weight files loadable in one call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cllab import io
+from cllab.data import NUM_CLASSES
+
+CONFIG_KEY = "__config__"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture: Flatten -> Dense(hidden_units, relu) -> Dropout(dropout) -> Dense(num_classes) logits."""
+
+    hidden_units: int = 128
+    dropout: float = 0.2
+    num_classes: int = NUM_CLASSES
+    input_shape: tuple[int, int] = (28, 28)
+
+
+Penalty = Callable[[Sequence[keras.Variable]], tf.Tensor]
+
+
+class ContinualClassifier(keras.Sequential):
+    """A Sequential classifier whose training loss adds an optional penalty on its trainable weights.
+
+    The penalty (e.g. EWC's λ/2·Σ F(θ−θ_A)²) enters `compute_loss` only when training, so `fit` keeps its
+    progress bar, callbacks and metrics; `evaluate` reports the plain cross-entropy. The penalty's value per
+    epoch is reported as the metric `penalty`.
+    """
+
+    def __init__(self, layers: Sequence[keras.layers.Layer], penalty: Penalty | None = None, **kwargs) -> None:
+        super().__init__(layers, **kwargs)
+        self.penalty = penalty
+        self.penalty_tracker = keras.metrics.Mean(name="penalty") if penalty is not None else None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        if training and self.penalty is not None:
+            penalty = self.penalty(self.trainable_weights)
+            self.penalty_tracker.update_state(penalty)
+            loss = loss + penalty
+        return loss
+
+
+
+def build_model(config: ModelConfig, penalty: Penalty | None = None) -> ContinualClassifier:
+    """A freshly initialised (seeded by keras.utils.set_random_seed) classifier."""
+    model = ContinualClassifier(
+        [
+            keras.Input(shape=config.input_shape),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(config.hidden_units, activation="relu", name="hidden"),
+            keras.layers.Dropout(config.dropout, name="dropout"),
+            keras.layers.Dense(config.num_classes, name="logits"),
+        ],
+        penalty=penalty,
+        name="mlp",
+    )
+    return model
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """Adam or plain SGD (no momentum) with the given learning rate."""
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate)
+    raise ValueError(f"unknown optimizer {name!r} (expected adam or sgd)")
+
+
+def compile_model(model: keras.Model, optimizer: str, learning_rate: float) -> keras.Model:
+    """Compile for integer labels and logits outputs."""
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def weight_names(model: keras.Model) -> list[str]:
+    """Stable names of the trainable weights, in model order: 'hidden/kernel', 'hidden/bias', ..."""
+    return [f"{layer.name}/{w.name}" for layer in model.layers for w in layer.trainable_weights]
+
+
+def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
+    """The trainable weights as {name: array}, in model order."""
+    return dict(zip(weight_names(model), (np.asarray(w) for w in model.trainable_weights)))
+
+
+def set_weights(model: keras.Model, weights: dict[str, np.ndarray], source: str = "weights") -> None:
+    """Assign named weights; error naming the source if names or shapes do not match the model."""
+    names = weight_names(model)
+    if sorted(names) != sorted(weights):
+        raise io.ArtifactError(f"{source}: weights {sorted(weights)} do not match the model's {sorted(names)}")
+    for name, var in zip(names, model.trainable_weights):
+        if tuple(var.shape) != weights[name].shape:
+            raise io.ArtifactError(f"{source}: {name} has shape {weights[name].shape}, model expects {tuple(var.shape)}")
+        var.assign(weights[name])
+
+
+def save_model(path: str | Path, model: keras.Model, config: ModelConfig) -> None:
+    """Save config and weights as one byte-stable .npz (the config as a JSON string array)."""
+    arrays: dict[str, np.ndarray] = {CONFIG_KEY: np.array(json.dumps(asdict(config), sort_keys=True))}
+    arrays.update(get_weights(model))
+    io.save_npz(path, arrays)
+
+
+def _config_from(arrays: dict[str, np.ndarray], path: str | Path) -> ModelConfig:
+    try:
+        raw = json.loads(str(arrays[CONFIG_KEY]))
+        raw["input_shape"] = tuple(raw["input_shape"])
+        return ModelConfig(**raw)
+    except (ValueError, TypeError, KeyError) as err:
+        raise io.ArtifactError(f"{path}: unreadable model config ({err})") from None
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    """The architecture stored in a model file."""
+    return _config_from(io.load_npz(path, required=[CONFIG_KEY]), path)
+
+
+def load_model(path: str | Path, penalty: Penalty | None = None) -> ContinualClassifier:
+    """Rebuild a saved classifier in one call: `model = load_model("models/theta_a.npz")`."""
+    arrays = io.load_npz(path, required=[CONFIG_KEY])
+    model = build_model(_config_from(arrays, path), penalty=penalty)
+    set_weights(model, {k: v for k, v in arrays.items() if k != CONFIG_KEY}, source=str(path))
+    return model
+
+
+def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Logits [N, classes] in inference mode (dropout off)."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> float:
+    """Fraction of examples whose arg-max logit equals the label."""
+    return float(np.mean(np.argmax(predict_logits(model, x, batch_size), axis=1) == y))

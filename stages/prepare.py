@@ -1,0 +1,27 @@
+"""Stage prepare: MNIST (TFDS, offline from prepare.raw_dir when the files are there) -> tasks A and B."""
+
+import argparse
+from pathlib import Path
+
+from cllab import cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out-dir", type=Path, default=Path("data/prepared"))
+    args = parser.parse_args()
+    params = cli.load_params()
+    cli.start(params)
+    from cllab import data, io
+
+    p = params["prepare"]
+    mnist = data.load_mnist(p["raw_dir"], p["tfds_dir"])
+    tasks = data.split_tasks(mnist, p["val_fraction"], p["val_seed"])
+    for task, arrays in tasks.items():
+        io.save_npz(args.out_dir / f"task_{task}.npz", arrays)
+        sizes = ", ".join(f"{split} {len(arrays[f'y_{split}'])}" for split in data.SPLITS)
+        print(f"task {task.upper()} (digits {data.TASK_DIGITS[task]}): {sizes}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,39 @@
+"""Stages train_a and train_joint: train the MLP from scratch on task A, or on A and B together (the upper bound)."""
+
+import argparse
+from pathlib import Path
+
+from cllab import cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--task", choices=["a", "joint"], required=True)
+    parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
+    parser.add_argument("--data-b", type=Path, default=Path("data/prepared/task_b.npz"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--live-dir", type=Path, required=True, help="DVCLive directory for per-epoch curves")
+    args = parser.parse_args()
+    params = cli.load_params()
+    section = "train_a" if args.task == "a" else "train_joint"
+    cfg = params[section]
+    cli.start(params)
+    from cllab import data, io, model, training
+
+    task_a = io.load_npz(args.data_a, required=data.task_arrays_names())
+    if args.task == "a":
+        train, val = (task_a["x_train"], task_a["y_train"]), (task_a["x_val"], task_a["y_val"])
+    else:
+        task_b = io.load_npz(args.data_b, required=data.task_arrays_names())
+        train, val = data.joint(task_a, task_b, "train"), data.joint(task_a, task_b, "val")
+    config = model.ModelConfig(**params["model"])
+    net = model.compile_model(model.build_model(config), cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
+    training.fit(
+        net, *train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation=val,
+        callbacks=[training.dvclive_callback(args.live_dir)], context=section,
+    )
+    model.save_model(args.out, net, config)
+
+
+if __name__ == "__main__":
+    cli.run(main)

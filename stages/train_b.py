@@ -1,0 +1,47 @@
+"""Stage train_b@<method>: start from θ_A, train on task B with a penalty (none, L2 or EWC) pulling towards θ_A."""
+
+import argparse
+from pathlib import Path
+
+from cllab import cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--method", choices=["none", "l2", "ewc"], required=True)
+    parser.add_argument("--theta-a", type=Path, default=Path("models/theta_a.npz"))
+    parser.add_argument("--fisher", type=Path, default=Path("models/fisher.npz"), help="read for EWC only")
+    parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
+    parser.add_argument("--data-b", type=Path, default=Path("data/prepared/task_b.npz"))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--curve", type=Path, required=True, help="CSV: test accuracy on A and B per epoch")
+    parser.add_argument("--live-dir", type=Path, required=True, help="DVCLive directory for per-epoch curves")
+    args = parser.parse_args()
+    params = cli.load_params()
+    cfg = params["train_b"]
+    strength = cfg[args.method]["lambda"]
+    cli.start(params)
+    from cllab import data, io, model, regularizers, training
+
+    theta_a = model.get_weights(model.load_model(args.theta_a))
+    fisher = io.load_npz(args.fisher) if args.method == "ewc" else None
+    penalty = regularizers.penalty_for(args.method, strength, theta_a, fisher)
+    net = model.load_model(args.theta_a, penalty=penalty)
+    model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
+    task_a = io.load_npz(args.data_a, required=data.task_arrays_names())
+    task_b = io.load_npz(args.data_b, required=data.task_arrays_names())
+    curve = training.TaskAccuracyCurve(
+        {"a": (task_a["x_test"], task_a["y_test"]), "b": (task_b["x_test"], task_b["y_test"])}
+    )
+    training.fit(
+        net, task_b["x_train"], task_b["y_train"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+        validation=(task_b["x_val"], task_b["y_val"]),
+        callbacks=[curve, training.dvclive_callback(args.live_dir)],
+        context=f"train_b@{args.method} (lambda={strength:g})",
+    )
+    model.save_model(args.out, net, model.read_config(args.theta_a))
+    io.save_csv(args.curve, curve.rows, ["epoch", "acc_a", "acc_b"])
+
+
+if __name__ == "__main__":
+    cli.run(main)
