@@ -17,7 +17,7 @@ def load_params(path: str = "params.yaml") -> dict[str, Any]:
 
 def start(params: dict[str, Any]) -> None:
     """Import TensorFlow quietly, then seed everything, enable op determinism and pin the thread count."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from cllab.runtime import set_determinism
 
     set_determinism(params["seed"], params["runtime"]["threads"])

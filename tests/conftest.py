@@ -1,0 +1,62 @@
+"""Shared fixtures: the project root, the real MNIST files, and a TFDS copy built from them once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_NAMES = (
+    "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+)
+
+
+def _mnist_dir() -> Path | None:
+    """The four original MNIST files: $MNIST_DIR, the project's data/raw/, or ../shared/data/mnist/."""
+    candidates = [os.environ.get("MNIST_DIR"), ROOT / "data" / "raw", ROOT.parent / "shared" / "data" / "mnist"]
+    for candidate in candidates:
+        if candidate and all((Path(candidate) / n).is_file() for n in MNIST_NAMES):
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    found = _mnist_dir()
+    if found is None:
+        pytest.skip("the four MNIST .gz files are not in data/raw/ nor ../shared/data/mnist/")
+    return found
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TFDS data_dir with mnist prepared from the real files (built once per session, ~25 s)."""
+    from cllab import data
+
+    directory = tmp_path_factory.mktemp("tfds")
+    data.load_mnist(mnist_dir, directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir: Path, tfds_dir: Path):
+    from cllab import data
+
+    return data.load_mnist(mnist_dir, tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def tasks(mnist):
+    from cllab import data
+
+    return data.split_tasks(mnist, val_fraction=0.1, val_seed=0)

@@ -1,0 +1,49 @@
+"""Artifacts are byte-stable, written atomically, and never unpickled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cllab import io
+
+
+def test_npz_bytes_depend_only_on_the_arrays(tmp_path):
+    arrays = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array("text")}
+    io.save_npz(tmp_path / "one.npz", arrays)
+    io.save_npz(tmp_path / "two.npz", dict(arrays))
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    loaded = io.load_npz(tmp_path / "one.npz")
+    assert list(loaded) == ["b", "a"] and str(loaded["a"]) == "text"
+    np.testing.assert_array_equal(loaded["b"], arrays["b"])
+
+
+def test_pickled_npz_is_refused(tmp_path):
+    np.savez(tmp_path / "evil.npz", payload=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(io.ArtifactError, match="evil.npz: holds pickled objects"):
+        io.load_npz(tmp_path / "evil.npz")
+    with pytest.raises(TypeError, match="refusing to pickle"):
+        io.save_npz(tmp_path / "x.npz", {"payload": np.array([{"x": 1}], dtype=object)})
+
+
+def test_truncated_npz_is_reported_with_its_path(tmp_path):
+    io.save_npz(tmp_path / "w.npz", {"w": np.ones(1000)})
+    blob = (tmp_path / "w.npz").read_bytes()
+    (tmp_path / "w.npz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(io.ArtifactError, match="w.npz: not a valid .npz file"):
+        io.load_npz(tmp_path / "w.npz")
+
+
+def test_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
+    target = tmp_path / "m.json"
+    io.save_json(target, {"a": 1})
+    with pytest.raises(ValueError, match="non-finite"):
+        io.save_json(target, {"a": float("nan")})
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_json_has_sorted_keys_and_rounded_floats():
+    assert io.json_text({"b": 1 / 3, "a": {"d": 2.0, "c": [0.1234567891]}}) == (
+        '{\n  "a": {\n    "c": [\n      0.123457\n    ],\n    "d": 2.0\n  },\n  "b": 0.333333\n}\n'
+    )

@@ -1,0 +1,78 @@
+"""Bad params fail before any work with one line naming the key and the value."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cllab import params
+
+
+@pytest.fixture(scope="module")
+def good(root) -> dict:
+    return params.load(root / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        (("train_b", "ewc", "lambda"), -1, "train_b.ewc.lambda must be a finite number >= 0, got -1"),
+        (("train_b", "l2", "lambda"), "big", "train_b.l2.lambda must be a finite number >= 0, got 'big'"),
+        (("train_a", "epochs"), 0, "train_a.epochs must be an integer >= 1, got 0"),
+        (("train_joint", "batch_size"), 0, "train_joint.batch_size must be an integer >= 1, got 0"),
+        (("train_b", "batch_size"), 12.5, "train_b.batch_size must be an integer >= 1, got 12.5"),
+        (("fisher", "kind"), "diagonal", "fisher.kind must be one of exact, sampled, empirical, got 'diagonal'"),
+        (("train_b", "optimizer", "name"), "rmsprop", "train_b.optimizer.name must be one of adam, sgd, got 'rmsprop'"),
+        (("train_b", "optimizer", "learning_rate"), 0, "train_b.optimizer.learning_rate must be a finite number > 0"),
+        (("fisher", "num_examples"), 0, "fisher.num_examples must be 'all' or an integer >= 1, got 0"),
+        (("prepare", "val_fraction"), 1.5, "prepare.val_fraction must be a number strictly between 0 and 1, got 1.5"),
+        (("train_b", "none", "lambda"), 3, "train_b.none.lambda must be 0 (fine-tuning has no penalty), got 3"),
+        (("runtime", "threads"), True, "runtime.threads must be an integer >= 1, got True"),
+    ],
+)
+def test_bad_value_is_named_with_key_and_value(good, path, value, message):
+    bad = copy.deepcopy(good)
+    node = bad
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(params.ParamsError) as err:
+        params.validate(bad)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_regularizer_or_key_is_rejected(good):
+    bad = copy.deepcopy(good)
+    bad["train_b"]["si"] = {"lambda": 1.0}
+    with pytest.raises(params.ParamsError, match="unknown key train_b.si"):
+        params.validate(bad)
+    bad = copy.deepcopy(good)
+    del bad["fisher"]["kind"]
+    with pytest.raises(params.ParamsError, match="missing key fisher.kind"):
+        params.validate(bad)
+
+
+def test_committed_params_are_valid(good):
+    assert good["train_b"]["ewc"]["lambda"] >= 0
+
+
+@pytest.mark.parametrize("stage,args", [
+    ("train_b", ["--method", "ewc", "--out", "models/theta_b/ewc.npz", "--curve", "c.csv", "--live-dir", "live"]),
+    ("fisher", ["--out", "models/fisher.npz"]),
+    ("prepare", ["--out-dir", "data/prepared"]),
+])
+def test_stage_with_bad_params_exits_1_with_one_line_and_writes_nothing(root, tmp_path, good, stage, args):
+    bad = copy.deepcopy(good)
+    bad["train_b"]["ewc"]["lambda"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", f"stages.{stage}", *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == ["error: params.yaml: train_b.ewc.lambda must be a finite number >= 0, got -1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -1,0 +1,46 @@
+"""Penalties equal the hand computation λ/2·Σ Ω(θ−θ_A)² (numpy, float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cllab import regularizers
+
+
+def _weights(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"hidden/kernel": rng.normal(size=(6, 4)).astype(np.float32), "hidden/bias": rng.normal(size=4).astype(np.float32)}
+
+
+def test_l2_penalty_equals_half_lambda_times_squared_distance():
+    anchor, theta = _weights(0), _weights(1)
+    penalty = regularizers.penalty_for("l2", 0.7, anchor)
+    got = float(penalty([tf.constant(v) for v in theta.values()]))
+    want = 0.7 / 2 * sum(np.sum((theta[k].astype(np.float64) - anchor[k]) ** 2) for k in anchor)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_ewc_penalty_weights_each_squared_distance_by_its_fisher():
+    anchor, theta = _weights(0), _weights(1)
+    fisher = {k: np.abs(v) for k, v in _weights(2).items()}
+    penalty = regularizers.penalty_for("ewc", 30.0, anchor, fisher)
+    got = float(penalty([tf.constant(v) for v in theta.values()]))
+    want = 30.0 / 2 * sum(np.sum(fisher[k] * (theta[k].astype(np.float64) - anchor[k]) ** 2) for k in anchor)
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_penalty_is_zero_at_the_anchor_and_fine_tuning_has_none():
+    anchor = _weights(0)
+    assert float(regularizers.penalty_for("l2", 5.0, anchor)([tf.constant(v) for v in anchor.values()])) == 0.0
+    assert regularizers.penalty_for("none", 0.0, anchor) is None
+
+
+def test_ewc_without_fisher_or_unknown_method_fails_clearly():
+    with pytest.raises(ValueError, match="needs the Fisher"):
+        regularizers.penalty_for("ewc", 1.0, _weights(0))
+    with pytest.raises(ValueError, match="unknown regularizer 'si'"):
+        regularizers.penalty_for("si", 1.0, _weights(0))
+    with pytest.raises(ValueError, match="no entry for hidden/bias"):
+        regularizers.penalty_for("ewc", 1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})

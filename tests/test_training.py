@@ -1,0 +1,76 @@
+"""Regularised training goes through model.fit and moves the weights by exactly -lr·(∇CE + λΩ(θ−θ_A))."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cllab import model, regularizers, training
+
+
+def _net(seed: int, penalty=None):
+    keras.utils.set_random_seed(seed)
+    return model.build_model(model.ModelConfig(hidden_units=6, dropout=0.0, input_shape=(3, 3)), penalty=penalty)
+
+
+def _batch():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(16, 3, 3)).astype(np.float32), rng.integers(0, 5, size=16)
+
+
+@pytest.mark.parametrize("method,strength", [("none", 0.0), ("l2", 0.5), ("ewc", 40.0)])
+def test_one_sgd_step_of_fit_moves_weights_by_the_penalised_gradient(method, strength):
+    x, y = _batch()
+    anchor = model.get_weights(_net(1))
+    rng = np.random.default_rng(7)
+    fisher = {k: rng.uniform(0, 0.05, size=v.shape).astype(np.float32) for k, v in anchor.items()}
+    net = _net(2, regularizers.penalty_for(method, strength, anchor, fisher))
+    before = model.get_weights(net)
+    # independent expectation: cross-entropy gradient by a tape, penalty gradient by hand
+    with tf.GradientTape() as tape:
+        ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, net(x, training=True))
+    grads = dict(zip(model.weight_names(net), (g.numpy() for g in tape.gradient(ce, net.trainable_weights))))
+    importance = {"none": {k: 0 * v for k, v in fisher.items()}, "l2": {k: 1 + 0 * v for k, v in fisher.items()}}
+    omega = importance.get(method, fisher)
+    lr = 0.1
+    model.compile_model(net, "sgd", lr)
+    training.fit(net, x, y, epochs=1, batch_size=len(x), verbose=0)
+    after = model.get_weights(net)
+    for name in before:
+        expected = before[name] - lr * (grads[name] + strength * omega[name] * (before[name] - anchor[name]))
+        np.testing.assert_allclose(after[name], expected, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_fit_reports_the_penalty_and_the_forgetting_curve_per_epoch():
+    x, y = _batch()
+    anchor = model.get_weights(_net(1))
+    net = _net(2, regularizers.penalty_for("l2", 1.0, anchor))
+    model.compile_model(net, "adam", 1e-2)
+    curve = training.TaskAccuracyCurve({"a": (x, y), "b": (x[:8], y[:8])})
+    history = training.fit(net, x, y, epochs=3, batch_size=8, callbacks=[curve], verbose=0)
+    assert history["penalty"][0] > 0
+    assert [row["epoch"] for row in curve.rows] == [0, 1, 2, 3]
+    assert history["acc_a"] == [row["acc_a"] for row in curve.rows[1:]]
+    assert curve.rows[-1]["acc_a"] == pytest.approx(model.accuracy(net, x, y))
+
+
+def test_diverging_loss_stops_with_lambda_and_epoch_in_the_message():
+    x, y = _batch()
+    anchor = {k: v + 1.0 for k, v in model.get_weights(_net(1)).items()}
+    net = _net(2, regularizers.penalty_for("l2", 1e30, anchor))
+    model.compile_model(net, "sgd", 0.1)
+    with pytest.raises(training.NonFiniteLossError, match=r"lambda=1e\+30\): loss became (nan|inf) in epoch 1"):
+        training.fit(net, x, y, epochs=3, batch_size=8, verbose=0, context="train_b@l2 (lambda=1e+30)")
+
+
+def test_saved_model_reloads_in_one_call_with_identical_predictions(tmp_path):
+    x, _ = _batch()
+    net = _net(4)
+    config = model.ModelConfig(hidden_units=6, dropout=0.0, input_shape=(3, 3))
+    model.save_model(tmp_path / "m.npz", net, config)
+    again = model.load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(model.predict_logits(net, x), model.predict_logits(again, x))
+    model.save_model(tmp_path / "m2.npz", again, config)
+    assert (tmp_path / "m.npz").read_bytes() == (tmp_path / "m2.npz").read_bytes()
