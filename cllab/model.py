@@ -15,6 +15,7 @@ from cllab import io
 from cllab.data import NUM_CLASSES
 
 CONFIG_KEY = "__config__"
+IMPORTANCE_PREFIX = "importance/"
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,30 @@ def set_weights(model: keras.Model, weights: dict[str, np.ndarray], source: str 
         var.assign(weights[name])
 
 
-def save_model(path: str | Path, model: keras.Model, config: ModelConfig) -> None:
-    """Save config and weights as one byte-stable .npz (the config as a JSON string array)."""
+def save_model(
+    path: str | Path, model: keras.Model, config: ModelConfig, importance: dict[str, np.ndarray] | None = None
+) -> None:
+    """Save config and weights as one byte-stable .npz (the config as a JSON string array).
+
+    `importance` (e.g. the Fisher of these weights) is stored beside them under `importance/<weight name>`, so that
+    an anchor θ* and its importance Ω travel in one file and cannot be mismatched.
+    """
     arrays: dict[str, np.ndarray] = {CONFIG_KEY: np.array(json.dumps(asdict(config), sort_keys=True))}
     arrays.update(get_weights(model))
+    if importance is not None:
+        if list(importance) != weight_names(model):
+            raise ValueError(f"importance names {list(importance)} != weight names {weight_names(model)}")
+        arrays.update({IMPORTANCE_PREFIX + name: values for name, values in importance.items()})
     io.save_npz(path, arrays)
+
+
+def load_importance(path: str | Path) -> dict[str, np.ndarray]:
+    """The importance Ω stored with a model by `save_model(..., importance=...)`, by weight name."""
+    arrays = io.load_npz(path, required=[CONFIG_KEY])
+    found = {k[len(IMPORTANCE_PREFIX):]: v for k, v in arrays.items() if k.startswith(IMPORTANCE_PREFIX)}
+    if not found:
+        raise io.ArtifactError(f"{path}: holds no importance (expected the output of the fisher stage)")
+    return found
 
 
 def _config_from(arrays: dict[str, np.ndarray], path: str | Path) -> ModelConfig:
@@ -134,7 +154,8 @@ def load_model(path: str | Path, penalty: Penalty | None = None) -> ContinualCla
     """Rebuild a saved classifier in one call: `model = load_model("models/theta_a.npz")`."""
     arrays = io.load_npz(path, required=[CONFIG_KEY])
     model = build_model(_config_from(arrays, path), penalty=penalty)
-    set_weights(model, {k: v for k, v in arrays.items() if k != CONFIG_KEY}, source=str(path))
+    weights = {k: v for k, v in arrays.items() if k != CONFIG_KEY and not k.startswith(IMPORTANCE_PREFIX)}
+    set_weights(model, weights, source=str(path))
     return model
 
 

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 COLORS = {"none": "#d62728", "l2": "#1f77b4", "ewc": "#2ca02c", "joint": "#555555"}
 LABELS = {"none": "fine-tune (no penalty)", "l2": "L2 to θ_A", "ewc": "EWC", "joint": "joint (upper bound)"}
@@ -35,14 +36,17 @@ def accuracy_bars(rows: Sequence[Mapping], size: tuple[float, float], dpi: int) 
             ax.text(i + dx, v + 0.01, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(joint["acc_a_after_b"], color=COLORS["joint"], ls="--", lw=1, label=f"joint model on A ({joint['acc_a_after_b']:.3f})")
     ax.axhline(joint["acc_b_after_b"], color=COLORS["joint"], ls=":", lw=1, label=f"joint model on B ({joint['acc_b_after_b']:.3f})")
-    ax.bar([], [], color="#bbbbbb", hatch="//", label="task A (old task) after training B")
-    ax.bar([], [], color="#555555", label="task B (new task) after training B")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Patch(facecolor="#dddddd", edgecolor="#555555", hatch="//", label="task A (old task) after training B"),
+        Patch(facecolor="#555555", edgecolor="#555555", label="task B (new task) after training B"),
+    ]
     ax.set_xticks(range(len(methods)), [LABELS.get(r["method"], r["method"]) for r in methods])
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("test accuracy (fraction correct)")
     ax.set_xlabel("penalty while training task B")
     ax.set_title("Split MNIST: without a penalty task A is forgotten; EWC and L2 keep it")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(handles=handles, loc="lower right", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _png(fig, dpi)
@@ -63,7 +67,7 @@ def forgetting_curves(
     ax.set_xlabel("epochs of training on task B (0 = θ_A)")
     ax.set_ylabel("test accuracy (fraction correct)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Accuracy on task A while training task B: fine-tuning forgets within one epoch")
+    ax.set_title("Accuracy on task A while training task B: without a penalty most of A is lost in the first epoch")
     ax.legend(fontsize=7, loc="lower left", ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()

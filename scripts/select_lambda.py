@@ -2,7 +2,7 @@
 
 Rule (documented in the README): for each method, train on B from θ_A with every λ of a log-spaced grid, using
 train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest validation average
-accuracy (A and B after B). Needs `dvc repro fisher` first (reads models/theta_a.npz, models/fisher.npz and
+accuracy (A and B after B). Needs `dvc repro fisher` first (reads θ_A and its Fisher from models/fisher.npz, and
 data/prepared/). Usage: python -m scripts.select_lambda [--l2 0.01 0.1 ...] [--ewc 10 100 ...] [--learning-rate LR] [--epochs N]
 """
 
@@ -13,8 +13,8 @@ from cllab import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--l2", type=float, nargs="*", default=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0])
-    parser.add_argument("--ewc", type=float, nargs="*", default=[30, 100, 300, 1000, 2000, 4000])
+    parser.add_argument("--l2", type=float, nargs="*", default=[0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0])
+    parser.add_argument("--ewc", type=float, nargs="*", default=[30, 100, 300, 1000, 2000, 3000, 4500])
     parser.add_argument("--learning-rate", type=float, help="override train_b.optimizer.learning_rate")
     parser.add_argument("--epochs", type=int, help="override train_b.epochs")
     args = parser.parse_args()
@@ -29,8 +29,8 @@ def main() -> None:
     from cllab.runtime import set_determinism
 
     cfg = params["train_b"]
-    theta_a = model.get_weights(model.load_model("models/theta_a.npz"))
-    fisher = io.load_npz("models/fisher.npz")
+    theta_a = model.get_weights(model.load_model("models/fisher.npz"))
+    fisher = model.load_importance("models/fisher.npz")
     task_a = io.load_npz("data/prepared/task_a.npz", required=data.task_arrays_names())
     task_b = io.load_npz("data/prepared/task_b.npz", required=data.task_arrays_names())
     print("method,lambda,val_acc_a,val_acc_b,val_average")
@@ -39,7 +39,7 @@ def main() -> None:
         for strength in grid:
             set_determinism(params["seed"], params["runtime"]["threads"])
             penalty = regularizers.penalty_for(method, strength, theta_a, fisher)
-            net = model.load_model("models/theta_a.npz", penalty=penalty)
+            net = model.load_model("models/fisher.npz", penalty=penalty)
             model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
             try:
                 training.fit(net, task_b["x_train"], task_b["y_train"], cfg["epochs"], cfg["batch_size"], verbose=0,

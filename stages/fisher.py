@@ -1,4 +1,4 @@
-"""Stage fisher: diagonal Fisher information of θ_A on task A's training inputs (the importance EWC uses)."""
+"""Stage fisher: diagonal Fisher information of θ_A on task A's training inputs, saved with θ_A (EWC's anchor)."""
 
 import argparse
 from pathlib import Path
@@ -26,7 +26,7 @@ def main() -> None:
         rows = np.sort(np.random.default_rng(params["seed"]).permutation(len(y))[: cfg["num_examples"]])
         x, y = x[rows], y[rows]
     fisher = importance.fisher_diagonal(net, x, cfg["kind"], labels=y, seed=params["seed"], batch_size=cfg["batch_size"])
-    io.save_npz(args.out, fisher)
+    model.save_model(args.out, net, model.read_config(args.theta_a), importance=fisher)
     for name, values in fisher.items():
         print(f"Fisher ({cfg['kind']}, {len(y)} examples) {name}: mean {values.mean():.3e}, max {values.max():.3e}")
 

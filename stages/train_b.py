@@ -9,8 +9,8 @@ from cllab import cli
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", choices=["none", "l2", "ewc"], required=True)
-    parser.add_argument("--theta-a", type=Path, default=Path("models/theta_a.npz"))
-    parser.add_argument("--fisher", type=Path, default=Path("models/fisher.npz"), help="read for EWC only")
+    parser.add_argument("--anchor", type=Path, required=True,
+                        help="θ_A (models/theta_a.npz), or θ_A with its Fisher for EWC (models/fisher.npz)")
     parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
     parser.add_argument("--data-b", type=Path, default=Path("data/prepared/task_b.npz"))
     parser.add_argument("--out", type=Path, required=True)
@@ -23,10 +23,10 @@ def main() -> None:
     cli.start(params)
     from cllab import data, io, model, regularizers, training
 
-    theta_a = model.get_weights(model.load_model(args.theta_a))
-    fisher = io.load_npz(args.fisher) if args.method == "ewc" else None
-    penalty = regularizers.penalty_for(args.method, strength, theta_a, fisher)
-    net = model.load_model(args.theta_a, penalty=penalty)
+    theta_a = model.load_model(args.anchor)
+    fisher = model.load_importance(args.anchor) if args.method == "ewc" else None
+    penalty = regularizers.penalty_for(args.method, strength, model.get_weights(theta_a), fisher)
+    net = model.load_model(args.anchor, penalty=penalty)
     model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
     task_a = io.load_npz(args.data_a, required=data.task_arrays_names())
     task_b = io.load_npz(args.data_b, required=data.task_arrays_names())
@@ -39,7 +39,7 @@ def main() -> None:
         callbacks=[curve, training.dvclive_callback(args.live_dir)],
         context=f"train_b@{args.method} (lambda={strength:g})",
     )
-    model.save_model(args.out, net, model.read_config(args.theta_a))
+    model.save_model(args.out, net, model.read_config(args.anchor))
     io.save_csv(args.curve, curve.rows, ["epoch", "acc_a", "acc_b"])
 
 

@@ -1,0 +1,107 @@
+"""The DVC pipeline on a tiny configuration in a temp copy: it runs, a second repro is a no-op, and changing one
+param invalidates exactly the stages that read it (`dvc status`) and reruns exactly those and what depends on them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ALL_STAGES = {"prepare", "train_joint", "train_a", "fisher", "train_b@none", "train_b@l2", "train_b@ewc", "evaluate", "plot"}
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def changed_stages(cwd: Path) -> set[str]:
+    return set(json.loads(dvc(cwd, "status", "--json").stdout or "{}"))
+
+
+def copy_project(root: Path, dest: Path) -> None:
+    """The project's source files (tracked or new, not ignored), without any results."""
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split()
+    for name in files:
+        if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/")) or not (root / name).is_file():
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, dest / name)
+
+
+def set_param(cwd: Path, dotted: str, value) -> None:
+    params = yaml.safe_load((cwd / "params.yaml").read_text())
+    node = params
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("project")
+    copy_project(root, work)
+    for key, value in {
+        "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 16,
+        "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "fisher.num_examples": 500,
+        "train_b.ewc.lambda": 100, "plot.dpi": 40,
+    }.items():
+        set_param(work, key, value)
+    run(["git", "init", "-q"], work)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], work)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], work)
+    result = dvc(work, "repro")
+    assert ran_stages(result.stdout) == ALL_STAGES
+    return work
+
+
+def test_repro_writes_metrics_and_plots(project: Path):
+    report = json.loads((project / "metrics" / "test.json").read_text())
+    assert set(report["methods"]) == {"none", "l2", "ewc"}
+    for numbers in report["methods"].values():
+        assert 0 <= numbers["acc_a_after_b"] <= 1 and numbers["forgetting"] == pytest.approx(
+            numbers["acc_a_after_a"] - numbers["acc_a_after_b"], abs=2e-6)
+    assert (project / "plots" / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    shown = dvc(project, "metrics", "show", "--json").stdout
+    assert "acc_a_after_b" in shown
+
+
+def test_second_repro_is_a_no_op(project: Path):
+    assert changed_stages(project) == set()
+    assert ran_stages(dvc(project, "repro").stdout) == set()
+
+
+@pytest.mark.parametrize(
+    "param,value,invalidated,rerun",
+    [
+        ("train_b.ewc.lambda", 30, {"train_b@ewc"}, {"train_b@ewc", "evaluate", "plot"}),
+        ("train_b.l2.lambda", 0.5, {"train_b@l2"}, {"train_b@l2", "evaluate", "plot"}),
+        ("fisher.kind", "empirical", {"fisher"}, {"fisher", "train_b@ewc", "evaluate", "plot"}),
+        ("plot.dpi", 50, {"plot"}, {"plot"}),
+    ],
+)
+def test_changing_one_param_reruns_only_what_depends_on_it(project: Path, param, value, invalidated, rerun):
+    set_param(project, param, value)
+    assert changed_stages(project) == invalidated
+    assert ran_stages(dvc(project, "repro").stdout) == rerun
+    assert changed_stages(project) == set()
