@@ -3,7 +3,8 @@
 Rule (documented in the README): for each method, train on B from θ_A with every λ of a log-spaced grid, using
 train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest validation average
 accuracy (A and B after B). Needs `dvc repro fisher` first (reads θ_A and its Fisher from models/fisher.npz, and
-data/prepared/). Usage: python -m scripts.select_lambda [--l2 0.01 0.1 ...] [--ewc 10 100 ...] [--learning-rate LR] [--epochs N]
+data/prepared/). Usage: python -m scripts.select_lambda [--l2 0.01 0.1 ...] [--ewc 10 100 ...] [--optimizer adam|sgd]
+[--learning-rate LR] [--epochs N]
 """
 
 import argparse
@@ -15,10 +16,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--l2", type=float, nargs="*", default=[0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0])
     parser.add_argument("--ewc", type=float, nargs="*", default=[30, 100, 300, 1000, 2000, 3000, 4500])
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], help="override train_b.optimizer.name")
     parser.add_argument("--learning-rate", type=float, help="override train_b.optimizer.learning_rate")
     parser.add_argument("--epochs", type=int, help="override train_b.epochs")
     args = parser.parse_args()
     params = cli.load_params()
+    if args.optimizer is not None:
+        params["train_b"]["optimizer"]["name"] = args.optimizer
     if args.learning_rate is not None:
         params["train_b"]["optimizer"]["learning_rate"] = args.learning_rate
     if args.epochs is not None:

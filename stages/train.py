@@ -28,10 +28,11 @@ def main() -> None:
         train, val = data.joint(task_a, task_b, "train"), data.joint(task_a, task_b, "val")
     config = model.ModelConfig(**params["model"])
     net = model.compile_model(model.build_model(config), cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
-    training.fit(
-        net, *train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation=val,
-        callbacks=[training.dvclive_callback(args.live_dir)], context=section,
-    )
+    with io.atomic_dir(args.live_dir) as live_tmp:  # no half-written curves if training fails
+        training.fit(
+            net, *train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation=val,
+            callbacks=[training.dvclive_callback(live_tmp)], context=section,
+        )
     model.save_model(args.out, net, config)
 
 

@@ -33,12 +33,13 @@ def main() -> None:
     curve = training.TaskAccuracyCurve(
         {"a": (task_a["x_test"], task_a["y_test"]), "b": (task_b["x_test"], task_b["y_test"])}
     )
-    training.fit(
-        net, task_b["x_train"], task_b["y_train"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-        validation=(task_b["x_val"], task_b["y_val"]),
-        callbacks=[curve, training.dvclive_callback(args.live_dir)],
-        context=f"train_b@{args.method} (lambda={strength:g})",
-    )
+    with io.atomic_dir(args.live_dir) as live_tmp:  # no half-written curves if training fails
+        training.fit(
+            net, task_b["x_train"], task_b["y_train"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+            validation=(task_b["x_val"], task_b["y_val"]),
+            callbacks=[curve, training.dvclive_callback(live_tmp)],
+            context=f"train_b@{args.method} (lambda={strength:g})",
+        )
     model.save_model(args.out, net, model.read_config(args.anchor))
     io.save_csv(args.curve, curve.rows, ["epoch", "acc_a", "acc_b"])
 

@@ -105,3 +105,76 @@ def test_changing_one_param_reruns_only_what_depends_on_it(project: Path, param,
     assert changed_stages(project) == invalidated
     assert ran_stages(dvc(project, "repro").stdout) == rerun
     assert changed_stages(project) == set()
+
+
+def _flatten(node, prefix=""):
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd).stdout
+
+
+def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(project: Path):
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "results")
+    _git(project, "branch", "-M", "main")
+    _git(project, "checkout", "-qb", "stronger-l2")
+    set_param(project, "train_b.l2.lambda", 2.0)
+    assert ran_stages(dvc(project, "repro").stdout) == {"train_b@l2", "evaluate", "plot"}
+
+    params_diff = json.loads(dvc(project, "params", "diff", "main", "--json").stdout)
+    assert params_diff == {"params.yaml": {"train_b.l2.lambda": {"old": 0.5, "new": 2.0}}}
+
+    reported = json.loads(dvc(project, "metrics", "diff", "main", "--json").stdout)
+    for name in ("test", "validation"):
+        old = _flatten(json.loads(_git(project, "show", f"main:metrics/{name}.json")))
+        new = _flatten(json.loads((project / "metrics" / f"{name}.json").read_text()))
+        changed = {key for key in new if new[key] != old[key]}
+        assert changed and all(key.startswith("methods.l2.") for key in changed)
+        assert "methods.l2.acc_a_after_a" not in changed  # θ_A did not change
+        assert set(reported[f"metrics/{name}.json"]) == changed
+        for key in changed:
+            assert reported[f"metrics/{name}.json"][key]["old"] == old[key]
+            assert reported[f"metrics/{name}.json"][key]["new"] == new[key]
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "stronger l2")
+
+
+def test_diverging_training_fails_naming_lambda_and_epoch_and_writes_nothing(project: Path):
+    set_param(project, "train_b.ewc.lambda", 1e30)
+    result = dvc(project, "repro", "train_b@ewc", check=False)
+    assert result.returncode != 0
+    assert re.search(r"error: train_b@ewc \(lambda=1e\+30\): loss became (nan|inf) in epoch 1", result.stdout + result.stderr)
+    for output in ("models/theta_b/ewc.npz", "plots/curves/train_b_ewc.csv", "dvclive/train_b_ewc"):
+        assert not (project / output).exists(), output
+    _git(project, "checkout", "--", "params.yaml")
+    dvc(project, "checkout", "train_b@ewc")
+    assert changed_stages(project) == set()
+
+
+def test_killed_stage_leaves_no_valid_looking_output_and_is_rerun(project: Path):
+    import os
+    import signal
+    import time
+
+    set_param(project, "train_b.l2.lambda", 0.7)
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train_b@l2"], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list((project / "dvclive").glob(".tmp-train_b_l2-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until the stage has loaded its inputs and is about to train
+    assert proc.poll() is None, "the stage finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (project / "models/theta_b/l2.npz").exists()
+    assert not (project / "plots/curves/train_b_l2.csv").exists()
+    assert not (project / "dvclive/train_b_l2").exists()
+    assert "train_b@l2" in changed_stages(project)
+    assert ran_stages(dvc(project, "repro").stdout) == {"train_b@l2", "evaluate", "plot"}
+    assert changed_stages(project) == set()
