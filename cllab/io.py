@@ -95,6 +95,8 @@ def load_npz(path: str | Path, required: Sequence[str] = ()) -> dict[str, np.nda
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found (run the stage that writes it: dvc repro)")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not a valid .npz file (not a zip archive: truncated or corrupt)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}

@@ -74,3 +74,22 @@ def test_saved_model_reloads_in_one_call_with_identical_predictions(tmp_path):
     np.testing.assert_array_equal(model.predict_logits(net, x), model.predict_logits(again, x))
     model.save_model(tmp_path / "m2.npz", again, config)
     assert (tmp_path / "m.npz").read_bytes() == (tmp_path / "m2.npz").read_bytes()
+
+
+def test_tampered_model_file_fails_naming_the_file_and_the_weight(tmp_path):
+    from cllab import io
+
+    config = model.ModelConfig(hidden_units=6, dropout=0.0, input_shape=(3, 3))
+    model.save_model(tmp_path / "m.npz", _net(4), config)
+    arrays = io.load_npz(tmp_path / "m.npz")
+    arrays["hidden/kernel"] = arrays["hidden/kernel"][:5]
+    io.save_npz(tmp_path / "tampered.npz", arrays)
+    with pytest.raises(io.ArtifactError, match=r"tampered.npz: hidden/kernel has shape \(5, 6\), model expects \(9, 6\)"):
+        model.load_model(tmp_path / "tampered.npz")
+    del arrays["logits/bias"]
+    io.save_npz(tmp_path / "missing.npz", arrays)
+    with pytest.raises(io.ArtifactError, match="missing.npz: weights .* do not match"):
+        model.load_model(tmp_path / "missing.npz")
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(io.ArtifactError, match="garbage.npz: not a valid .npz file"):
+        model.load_model(tmp_path / "garbage.npz")
