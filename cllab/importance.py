@@ -88,6 +88,52 @@ def _named(model: keras.Model, arrays: list[np.ndarray], n: int) -> dict[str, np
     return {name: (a / n).astype(np.float32) for name, a in zip(weight_names(model), arrays)}
 
 
+def _sum_batches(batch_sums: Callable, x: np.ndarray, weights: np.ndarray | None, batch_size: int) -> list[np.ndarray]:
+    """Σ over batches of batch_sums(x_batch[, weights_batch]), accumulated in float64."""
+    totals = None
+    for rows in _batches(len(x), batch_size):
+        args = [tf.constant(x[rows], tf.float32)]
+        if weights is not None:
+            args.append(tf.constant(weights[rows], tf.float32))
+        part = [p.numpy().astype(np.float64) for p in batch_sums(*args)]
+        totals = part if totals is None else [t + p for t, p in zip(totals, part)]
+    return totals
+
+
+def _dense_forward(model: keras.Model, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
+    """Inference forward pass keeping each Dense layer's input and pre-activation output; returns them and the logits."""
+    a = x
+    inputs, outputs = [], []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            inputs.append(a)
+            z = tf.matmul(a, layer.kernel)
+            if layer.use_bias:
+                z = z + layer.bias
+            outputs.append(z)
+            a = layer.activation(z)
+        else:
+            a = layer(a, training=False)
+    return inputs, outputs, a
+
+
+def _add_layer_sums(sums, dense, inputs, deltas, scale, phi):
+    """Add Σ_i scale_i·φ(a_i ⊗ δ_i) = φ(A)ᵀ(scale·φ(Δ)) per kernel (and Σ_i scale_i·φ(δ_i) per bias) to sums.
+
+    Valid for φ = square and φ = abs, which factor over the outer product.
+    """
+    sums = list(sums)
+    i = 0
+    for layer, inp, delta in zip(dense, inputs, deltas):
+        weighted = phi(delta) * scale[:, None]
+        sums[i] += tf.matmul(phi(inp), weighted, transpose_a=True)
+        i += 1
+        if layer.use_bias:
+            sums[i] += tf.reduce_sum(weighted, axis=0)
+            i += 1
+    return sums
+
+
 def fisher_dense(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
     """Fisher by per-layer matmuls of squared layer inputs and squared output gradients (Dense networks only)."""
     if not supports_dense_path(model):
@@ -100,19 +146,8 @@ def fisher_dense(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_s
     @tf.function(reduce_retracing=True)
     def batch_sums(xb, wb):
         with tf.GradientTape(persistent=True) as tape:
-            a = xb
-            inputs, outputs = [], []
-            for layer in model.layers:
-                if isinstance(layer, keras.layers.Dense):
-                    inputs.append(a)
-                    z = tf.matmul(a, layer.kernel)
-                    if layer.use_bias:
-                        z = z + layer.bias
-                    outputs.append(z)
-                    a = layer.activation(z)
-                else:
-                    a = layer(a, training=False)
-            probs = tf.nn.softmax(a)
+            inputs, outputs, logits = _dense_forward(model, xb)
+            probs = tf.nn.softmax(logits)
         sums = [tf.zeros_like(v) for layer in dense for v in layer.trainable_weights]
         for k in classes:
             if k is None:  # one pass: each example's own label, weight 1
@@ -121,24 +156,12 @@ def fisher_dense(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_s
             else:  # one pass per class k, each example weighted by w(k|x)
                 target = tf.one_hot(tf.fill(tf.shape(wb)[:1], k), num_classes, dtype=wb.dtype)
                 scale = wb[:, k]
-            deltas = tape.gradient(a, outputs, output_gradients=target - probs)
-            i = 0
-            for layer, inp, delta in zip(dense, inputs, deltas):
-                weighted = tf.square(delta) * scale[:, None]
-                sums[i] += tf.matmul(tf.square(inp), weighted, transpose_a=True)
-                i += 1
-                if layer.use_bias:
-                    sums[i] += tf.reduce_sum(weighted, axis=0)
-                    i += 1
+            deltas = tape.gradient(logits, outputs, output_gradients=target - probs)
+            sums = _add_layer_sums(sums, dense, inputs, deltas, scale, tf.square)
         del tape
         return sums
 
-    totals = None
-    for rows in _batches(len(x), batch_size):
-        part = batch_sums(tf.constant(x[rows], tf.float32), tf.constant(weights[rows], tf.float32))
-        part = [p.numpy().astype(np.float64) for p in part]
-        totals = part if totals is None else [t + p for t, p in zip(totals, part)]
-    return _named(model, totals, len(x))
+    return _named(model, _sum_batches(batch_sums, x, weights, batch_size), len(x))
 
 
 def fisher_vectorized(
@@ -165,12 +188,7 @@ def fisher_vectorized(
         per_example = tf.vectorized_map(one_example, (xb, wb))
         return [tf.reduce_sum(p, axis=0) for p in per_example]
 
-    totals = None
-    for rows in _batches(len(x), batch_size):
-        part = batch_sums(tf.constant(x[rows], tf.float32), tf.constant(weights[rows], tf.float32))
-        part = [p.numpy().astype(np.float64) for p in part]
-        totals = part if totals is None else [t + p for t, p in zip(totals, part)]
-    return _named(model, totals, len(x))
+    return _named(model, _sum_batches(batch_sums, x, weights, batch_size), len(x))
 
 
 def fisher_loop(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_size: int = 1) -> dict[str, np.ndarray]:
@@ -187,3 +205,66 @@ def fisher_loop(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_si
             for total, g in zip(totals, grads):
                 total += weights[i, k] * np.square(g.numpy().astype(np.float64))
     return _named(model, totals, len(x))
+
+
+# --- MAS (Aljundi et al. 2018): Ω = E_x |∂‖f(x)‖²/∂θ|, f = the logits; no labels needed. -----------------------------
+
+
+def mas_importance(
+    model: keras.Model, x: np.ndarray, batch_size: int = 1024, implementation: str = "auto"
+) -> dict[str, np.ndarray]:
+    """MAS importance {weight name: array}: mean over inputs of the absolute gradient of the squared logit norm."""
+    if implementation == "auto":
+        implementation = "dense" if supports_dense_path(model) else "loop"
+    if implementation == "dense":
+        return mas_dense(model, x, batch_size)
+    if implementation == "loop":
+        return mas_loop(model, x)
+    raise ValueError(f"unknown MAS implementation {implementation!r} (expected dense or loop)")
+
+
+def mas_dense(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """MAS by per-layer matmuls |A|ᵀ|Δ| (per-example gradients of a Dense kernel are outer products)."""
+    if not supports_dense_path(model):
+        raise ValueError("mas_dense needs a model of Flatten, Dropout and Dense layers only")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+    @tf.function(reduce_retracing=True)
+    def batch_sums(xb):
+        with tf.GradientTape() as tape:
+            inputs, outputs, logits = _dense_forward(model, xb)
+        deltas = tape.gradient(logits, outputs, output_gradients=2.0 * logits)  # ∂‖z‖²/∂z = 2z
+        sums = [tf.zeros_like(v) for layer in dense for v in layer.trainable_weights]
+        return _add_layer_sums(sums, dense, inputs, deltas, tf.ones_like(logits[:, 0]), tf.abs)
+
+    return _named(model, _sum_batches(batch_sums, x, None, batch_size), len(x))
+
+
+def mas_loop(model: keras.Model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """MAS from one GradientTape per example: the slow reference."""
+    variables = model.trainable_weights
+    totals = [np.zeros(v.shape, dtype=np.float64) for v in variables]
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            norm = tf.reduce_sum(tf.square(model(x[i : i + 1], training=False)))
+        for total, g in zip(totals, tape.gradient(norm, variables)):
+            total += np.abs(g.numpy().astype(np.float64))
+    return _named(model, totals, len(x))
+
+
+# --- SI (Zenke et al. 2017): Ω = max(0, ω) / (Δ² + ξ), ω = Σ_steps −g·Δθ accumulated while training task A. ---------
+
+
+def si_importance(
+    path_integral: dict[str, np.ndarray], start: dict[str, np.ndarray], end: dict[str, np.ndarray], xi: float
+) -> dict[str, np.ndarray]:
+    """SI importance from the accumulated path integral ω, the weights before (start) and after (end) task A, and ξ > 0.
+
+    Negative ω (steps that went uphill on the loss) give no importance.
+    """
+    if xi <= 0:
+        raise ValueError(f"SI's xi must be > 0, got {xi}")
+    return {
+        name: (np.maximum(path_integral[name], 0.0) / (np.square(end[name] - start[name]) + xi)).astype(np.float32)
+        for name in end
+    }

@@ -39,10 +39,43 @@ class ContinualClassifier(keras.Sequential):
     epoch is reported as the metric `penalty`.
     """
 
-    def __init__(self, layers: Sequence[keras.layers.Layer], penalty: Penalty | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        layers: Sequence[keras.layers.Layer],
+        penalty: Penalty | None = None,
+        track_path_integral: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(layers, **kwargs)
         self.penalty = penalty
         self.penalty_tracker = keras.metrics.Mean(name="penalty") if penalty is not None else None
+        # SI's ω = Σ_steps −g·Δθ, accumulated by train_step when asked for (training task A)
+        self.path_integral = (
+            [keras.Variable(np.zeros(w.shape, np.float32), trainable=False, name=f"omega_{i}")
+             for i, w in enumerate(self.trainable_weights)]
+            if track_path_integral else None
+        )
+
+    def train_step(self, data):
+        if self.path_integral is None:
+            return super().train_step(data)
+        # Keras' own TF train_step, plus the path integral of the very gradient and step applied.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
+        weights = self.trainable_weights
+        gradients = tape.gradient(loss, weights)
+        before = [tf.convert_to_tensor(w) for w in weights]
+        self.optimizer.apply_gradients(zip(gradients, weights))
+        for omega, g, w, b in zip(self.path_integral, gradients, weights, before):
+            omega.assign_add(-g * (w - b))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def path_integral_values(self) -> dict[str, np.ndarray]:
+        """SI's accumulated ω by weight name (requires track_path_integral=True)."""
+        return dict(zip(weight_names(self), (np.asarray(v) for v in self.path_integral)))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
@@ -54,7 +87,9 @@ class ContinualClassifier(keras.Sequential):
 
 
 
-def build_model(config: ModelConfig, penalty: Penalty | None = None) -> ContinualClassifier:
+def build_model(
+    config: ModelConfig, penalty: Penalty | None = None, track_path_integral: bool = False
+) -> ContinualClassifier:
     """A freshly initialised (seeded by keras.utils.set_random_seed) classifier."""
     model = ContinualClassifier(
         [
@@ -65,6 +100,7 @@ def build_model(config: ModelConfig, penalty: Penalty | None = None) -> Continua
             keras.layers.Dense(config.num_classes, name="logits"),
         ],
         penalty=penalty,
+        track_path_integral=track_path_integral,
         name="mlp",
     )
     return model

@@ -61,3 +61,54 @@ def test_sampled_labels_follow_the_model_and_are_seeded(tiny):
     np.testing.assert_array_equal(w, importance.label_weights(probs, "sampled", seed=1))
     with pytest.raises(ValueError, match="unknown Fisher kind 'fancy'"):
         importance.label_weights(probs, "fancy")
+
+
+def test_mas_dense_equals_the_per_example_loop(tiny):
+    net, x, _ = tiny
+    reference = importance.mas_importance(net, x, implementation="loop")
+    fast = importance.mas_importance(net, x, batch_size=10, implementation="dense")
+    for name in reference:
+        np.testing.assert_allclose(fast[name], reference[name], rtol=2e-4, atol=1e-7, err_msg=name)
+
+
+def test_mas_of_the_output_bias_is_twice_the_mean_absolute_logit(tiny):
+    net, x, _ = tiny
+    logits = net.predict(x, verbose=0)
+    mas = importance.mas_importance(net, x)
+    np.testing.assert_allclose(mas["logits/bias"], np.mean(2 * np.abs(logits), axis=0), rtol=1e-5)
+
+
+def test_si_path_integral_of_full_batch_sgd_is_lr_times_summed_squared_gradients():
+    import tensorflow as tf
+
+    from cllab import training
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(32, 4, 3)).astype(np.float32), rng.integers(0, 5, size=32)
+    config = model.ModelConfig(hidden_units=5, dropout=0.0, input_shape=(4, 3))
+    keras.utils.set_random_seed(0)
+    tracked = model.build_model(config, track_path_integral=True)
+    keras.utils.set_random_seed(0)
+    plain = model.build_model(config)
+    start = model.get_weights(plain)
+    # independent reference: three full-batch gradient steps by hand, ω += lr·g² each
+    lr, theta, omega = 0.1, dict(start), {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
+    reference = model.build_model(config)
+    for _ in range(3):
+        model.set_weights(reference, theta)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, reference(x, training=True))
+        grads = dict(zip(model.weight_names(reference), (g.numpy() for g in tape.gradient(loss, reference.trainable_weights))))
+        omega = {k: omega[k] + lr * grads[k].astype(np.float64) ** 2 for k in omega}
+        theta = {k: theta[k] - lr * grads[k] for k in theta}
+    for net in (tracked, plain):
+        model.compile_model(net, "sgd", lr)
+        training.fit(net, x, y, epochs=3, batch_size=32, verbose=0)
+    got = tracked.path_integral_values()
+    for name in omega:
+        np.testing.assert_allclose(got[name], omega[name], rtol=1e-4, atol=1e-9, err_msg=name)
+        # tracking the path integral does not change training itself
+        np.testing.assert_array_equal(model.get_weights(tracked)[name], model.get_weights(plain)[name])
+    si = importance.si_importance(got, start, model.get_weights(tracked), xi=0.1)
+    want = np.maximum(omega["hidden/kernel"], 0) / ((theta["hidden/kernel"] - start["hidden/kernel"]) ** 2 + 0.1)
+    np.testing.assert_allclose(si["hidden/kernel"], want, rtol=1e-3)

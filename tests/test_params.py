@@ -62,7 +62,7 @@ def test_committed_params_are_valid(good):
 
 
 @pytest.mark.parametrize("stage,args", [
-    ("train_b", ["--method", "ewc", "--out", "models/theta_b/ewc.npz", "--curve", "c.csv", "--live-dir", "live"]),
+    ("train_b", ["--method", "ewc", "--anchor", "models/fisher.npz", "--out", "models/theta_b/ewc.npz", "--curve", "c.csv", "--live-dir", "live"]),
     ("fisher", ["--out", "models/fisher.npz"]),
     ("prepare", ["--out-dir", "data/prepared"]),
 ])
