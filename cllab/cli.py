@@ -15,12 +15,19 @@ def load_params(path: str = "params.yaml") -> dict[str, Any]:
     return params_lib.load(path)
 
 
-def start(params: dict[str, Any]) -> None:
+def start(params: dict[str, Any], seed: int) -> None:
     """Import TensorFlow quietly, then seed everything, enable op determinism and pin the thread count."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from cllab.runtime import set_determinism
 
-    set_determinism(params["seed"], params["runtime"]["threads"])
+    set_determinism(seed, params["runtime"]["threads"])
+
+
+def seed_arg(value: str) -> int:
+    """argparse type for --seed: an integer >= 0."""
+    if not value.isdigit():
+        raise ValueError(value)
+    return int(value)
 
 
 def run(main: Callable[[], None]) -> None:

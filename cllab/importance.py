@@ -268,3 +268,35 @@ def si_importance(
         name: (np.maximum(path_integral[name], 0.0) / (np.square(end[name] - start[name]) + xi)).astype(np.float32)
         for name in end
     }
+
+
+def method_importance(
+    method: str,
+    model: keras.Model,
+    x: np.ndarray,
+    labels: np.ndarray,
+    fisher_kind: str,
+    xi: float,
+    path_integral: dict[str, np.ndarray],
+    start: dict[str, np.ndarray],
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, np.ndarray] | None:
+    """The importance Ω of a method for the penalty λ/2·Σ Ω(θ−θ_A)² around `model` (θ_A); None for fine-tuning.
+
+    none: no penalty; l2: Ω = 1; ewc: Fisher of `fisher_kind`; ewc_sampled / ewc_empirical: Fisher of that kind;
+    si: SI from the path integral of training A; mas: MAS on the inputs x.
+    """
+    theta = {name: np.asarray(w) for name, w in zip(weight_names(model), model.trainable_weights)}
+    if method == "none":
+        return None
+    if method == "l2":
+        return {name: np.ones_like(w) for name, w in theta.items()}
+    if method in ("ewc", "ewc_sampled", "ewc_empirical"):
+        kind = fisher_kind if method == "ewc" else method.split("_")[1]
+        return fisher_diagonal(model, x, kind, labels=labels, seed=seed, batch_size=batch_size)
+    if method == "si":
+        return si_importance(path_integral, start, theta, xi)
+    if method == "mas":
+        return mas_importance(model, x, batch_size=batch_size)
+    raise ValueError(f"unknown method {method!r}")

@@ -8,7 +8,10 @@ For two tasks A then B (Lopez-Paz & Ranzato 2017; Chaudhry et al. 2018):
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
 
 TASKS = ("a", "b")
 
@@ -44,15 +47,73 @@ def joint_report(joint: Mapping[str, float]) -> dict[str, float]:
     return {"acc_a": float(joint["a"]), "acc_b": float(joint["b"]), "average_accuracy": (joint["a"] + joint["b"]) / 2}
 
 
-TABLE_COLUMNS = ["method", "acc_a_after_a", "acc_a_after_b", "acc_b_after_b", "forgetting", "bwt", "average_accuracy"]
+SCALARS = ["acc_a_after_a", "acc_a_after_b", "acc_b_after_b", "forgetting", "bwt", "average_accuracy"]
+JOINT_SCALARS = ["acc_a", "acc_b", "average_accuracy"]
 
 
-def table_rows(report: Mapping[str, Mapping]) -> list[dict]:
-    """Tidy rows (one per method, then joint) for the CSV table; joint has A/B accuracy in the 'after B' columns."""
-    rows = [{"method": m, **{c: r[c] for c in TABLE_COLUMNS[1:]}} for m, r in report["methods"].items()]
-    j = report["joint"]
-    rows.append({
-        "method": "joint", "acc_a_after_a": j["acc_a"], "acc_a_after_b": j["acc_a"], "acc_b_after_b": j["acc_b"],
-        "forgetting": 0.0, "bwt": 0.0, "average_accuracy": j["average_accuracy"],
-    })
+def mean_ci95(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean and the half-width of its 95 % t-interval (None with a single value: no interval from one seed)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    mean = float(values.mean())
+    if n < 2:
+        return {"mean": mean, "ci95": None}
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return {"mean": mean, "ci95": half}
+
+
+def aggregate(per_seed: Sequence[Mapping]) -> dict:
+    """Mean and 95 % interval over seeds of every number in per-seed reports of the same shape (nested dicts)."""
+    first = per_seed[0]
+    out = {}
+    for key, value in first.items():
+        if isinstance(value, Mapping):
+            out[key] = aggregate([report[key] for report in per_seed])
+        else:
+            out[key] = mean_ci95([report[key] for report in per_seed])
+    return out
+
+
+def per_seed_rows(reports: Mapping[int, Mapping]) -> list[dict]:
+    """Tidy rows (seed, method, scalars) of per-seed reports {seed: {"methods": ..., "joint": ...}}."""
+    rows = []
+    for seed, report in reports.items():
+        for method, numbers in report["methods"].items():
+            rows.append({"seed": seed, "method": method, **{c: numbers[c] for c in SCALARS}})
+        j = report["joint"]
+        rows.append({"seed": seed, "method": "joint", "acc_a_after_a": j["acc_a"], "acc_a_after_b": j["acc_a"],
+                     "acc_b_after_b": j["acc_b"], "forgetting": 0.0, "bwt": 0.0, "average_accuracy": j["average_accuracy"]})
     return rows
+
+
+def summary_rows(rows: Sequence[Mapping]) -> list[dict]:
+    """One row per method: mean and 95 % half-width over seeds of each scalar, from per_seed_rows."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    out = []
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        row: dict = {"method": method, "seeds": len(mine)}
+        for column in SCALARS:
+            summary = mean_ci95([r[column] for r in mine])
+            row[f"{column}_mean"] = summary["mean"]
+            row[f"{column}_ci95"] = summary["ci95"] if summary["ci95"] is not None else float("nan")
+        out.append(row)
+    return out
+
+
+def paired_differences(rows: Sequence[Mapping], baseline: str, columns: Sequence[str] = SCALARS) -> dict:
+    """Per method, the mean and 95 % interval over seeds of (method − baseline) on the same θ_A, and in how many
+    seeds the method's average accuracy is higher: a paired comparison, tighter than comparing two intervals."""
+    by_seed = {(r["seed"], r["method"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows if r["method"] == baseline})
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] not in (baseline, "joint")))
+    out = {}
+    for method in methods:
+        diffs = {c: [by_seed[(s, method)][c] - by_seed[(s, baseline)][c] for s in seeds] for c in columns}
+        out[method] = {c: mean_ci95(d) for c, d in diffs.items()}
+        out[method]["seeds_better_on_average_accuracy"] = sum(d > 0 for d in diffs["average_accuracy"])
+    return out
+
+
+PER_SEED_COLUMNS = ["seed", "method", *SCALARS]
+SUMMARY_COLUMNS = ["method", "seeds"] + [f"{c}_{s}" for c in SCALARS for s in ("mean", "ci95")]

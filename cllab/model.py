@@ -16,6 +16,9 @@ from cllab.data import NUM_CLASSES
 
 CONFIG_KEY = "__config__"
 IMPORTANCE_PREFIX = "importance/"
+SI_OMEGA_PREFIX = "si/omega/"
+SI_START_PREFIX = "si/start/"
+EXTRA_PREFIXES = (IMPORTANCE_PREFIX, "si/")
 
 
 @dataclass(frozen=True)
@@ -147,29 +150,36 @@ def set_weights(model: keras.Model, weights: dict[str, np.ndarray], source: str 
 
 
 def save_model(
-    path: str | Path, model: keras.Model, config: ModelConfig, importance: dict[str, np.ndarray] | None = None
+    path: str | Path, model: keras.Model, config: ModelConfig, extras: dict[str, np.ndarray] | None = None
 ) -> None:
     """Save config and weights as one byte-stable .npz (the config as a JSON string array).
 
-    `importance` (e.g. the Fisher of these weights) is stored beside them under `importance/<weight name>`, so that
-    an anchor θ* and its importance Ω travel in one file and cannot be mismatched.
+    `extras` are arrays stored beside the weights under a known prefix: `importance/<weight>` (the importance Ω
+    of these weights, so that an anchor θ* and its Ω travel in one file) or `si/...` (SI's path integral).
     """
     arrays: dict[str, np.ndarray] = {CONFIG_KEY: np.array(json.dumps(asdict(config), sort_keys=True))}
     arrays.update(get_weights(model))
-    if importance is not None:
-        if list(importance) != weight_names(model):
-            raise ValueError(f"importance names {list(importance)} != weight names {weight_names(model)}")
-        arrays.update({IMPORTANCE_PREFIX + name: values for name, values in importance.items()})
+    for key, values in (extras or {}).items():
+        if not key.startswith(EXTRA_PREFIXES):
+            raise ValueError(f"extra array {key!r} must start with one of {EXTRA_PREFIXES}")
+        arrays[key] = values
     io.save_npz(path, arrays)
 
 
-def load_importance(path: str | Path) -> dict[str, np.ndarray]:
-    """The importance Ω stored with a model by `save_model(..., importance=...)`, by weight name."""
+def importance_extras(importance: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Name an importance Ω {weight name: array} for `save_model(..., extras=...)`."""
+    return {IMPORTANCE_PREFIX + name: values for name, values in importance.items()}
+
+
+def load_extras(path: str | Path, prefix: str) -> dict[str, np.ndarray]:
+    """The extra arrays stored with a model under `prefix`, keyed by the rest of their name ({} if none)."""
     arrays = io.load_npz(path, required=[CONFIG_KEY])
-    found = {k[len(IMPORTANCE_PREFIX):]: v for k, v in arrays.items() if k.startswith(IMPORTANCE_PREFIX)}
-    if not found:
-        raise io.ArtifactError(f"{path}: holds no importance (expected the output of the fisher stage)")
-    return found
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def load_importance(path: str | Path) -> dict[str, np.ndarray] | None:
+    """The importance Ω stored with a model, by weight name; None if the file has none (fine-tuning's anchor)."""
+    return load_extras(path, IMPORTANCE_PREFIX) or None
 
 
 def _config_from(arrays: dict[str, np.ndarray], path: str | Path) -> ModelConfig:
@@ -190,9 +200,18 @@ def load_model(path: str | Path, penalty: Penalty | None = None) -> ContinualCla
     """Rebuild a saved classifier in one call: `model = load_model("models/theta_a.npz")`."""
     arrays = io.load_npz(path, required=[CONFIG_KEY])
     model = build_model(_config_from(arrays, path), penalty=penalty)
-    weights = {k: v for k, v in arrays.items() if k != CONFIG_KEY and not k.startswith(IMPORTANCE_PREFIX)}
+    weights = {k: v for k, v in arrays.items() if k != CONFIG_KEY and not k.startswith(EXTRA_PREFIXES)}
     set_weights(model, weights, source=str(path))
     return model
+
+
+def load_penalized(path: str | Path, strength: float) -> ContinualClassifier:
+    """θ_A from an anchor file, trained further with the penalty λ/2·Σ Ω(θ − θ_A)² of the Ω stored beside it
+    (plain fine-tuning when the file holds no importance)."""
+    from cllab.regularizers import penalty_for
+
+    anchor = load_model(path)
+    return load_model(path, penalty=penalty_for(strength, get_weights(anchor), load_importance(path)))
 
 
 def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:

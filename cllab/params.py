@@ -11,7 +11,7 @@ import yaml
 
 from cllab.errors import LabError
 
-METHODS = ("none", "l2", "ewc")
+METHODS = ("none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si", "mas")
 FISHER_KINDS = ("exact", "sampled", "empirical")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -60,6 +60,22 @@ def text() -> Spec:
     return Spec(lambda v: isinstance(v, str) and v != "", "a non-empty string")
 
 
+def unique_list_of(item: Spec) -> Spec:
+    def check(v: Any) -> bool:
+        return isinstance(v, list) and len(v) > 0 and len(set(map(str, v))) == len(v) and all(item.check(x) for x in v)
+
+    return Spec(check, f"a non-empty list without repeats, each {item.expect}")
+
+
+def list_of_mappings(fields: dict[str, Spec], what: str) -> Spec:
+    def check(v: Any) -> bool:
+        return isinstance(v, list) and len(v) > 0 and all(
+            isinstance(x, dict) and set(x) == set(fields) and all(fields[k].check(x[k]) for k in fields) for x in v
+        )
+
+    return Spec(check, f"a non-empty list of {what}")
+
+
 def all_or_int() -> Spec:
     return Spec(lambda v: v == "all" or (_is_int(v) and v >= 1), "'all' or an integer >= 1")
 
@@ -67,21 +83,32 @@ def all_or_int() -> Spec:
 OPTIMIZER = {"name": one_of(*OPTIMIZERS), "learning_rate": num_positive()}
 TRAINING = {"epochs": int_at_least(1), "batch_size": int_at_least(1), "optimizer": OPTIMIZER}
 
+LAMBDA = {"lambda": num_at_least(0.0)}
+
 SCHEMA: dict[str, Any] = {
-    "seed": int_at_least(0),
+    "seeds": unique_list_of(int_at_least(0)),
+    "methods": unique_list_of(one_of(*METHODS)),
     "runtime": {"threads": int_at_least(1)},
     "prepare": {"raw_dir": text(), "tfds_dir": text(), "val_fraction": fraction(), "val_seed": int_at_least(0)},
     "model": {"hidden_units": int_at_least(1), "dropout": Spec(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")},
     "train_joint": TRAINING,
     "train_a": TRAINING,
     "fisher": {"kind": one_of(*FISHER_KINDS), "num_examples": all_or_int(), "batch_size": int_at_least(1)},
+    "mas": {"num_examples": all_or_int()},
+    "si": {"xi": num_positive()},
     "train_b": {
         **TRAINING,
         "none": {"lambda": Spec(lambda v: _is_num(v) and v == 0, "0 (fine-tuning has no penalty)")},
-        "l2": {"lambda": num_at_least(0.0)},
-        "ewc": {"lambda": num_at_least(0.0)},
+        **{method: LAMBDA for method in METHODS if method != "none"},
     },
     "evaluate": {"batch_size": int_at_least(1)},
+    "sweep": {
+        "seed": int_at_least(0),
+        "widths": unique_list_of(int_at_least(1)),
+        "optimizers": list_of_mappings(OPTIMIZER, "{name: adam|sgd, learning_rate: > 0} mappings"),
+        "points": list_of_mappings({"method": one_of(*METHODS), "lambda": num_at_least(0.0)},
+                                   "{method: one of " + ", ".join(METHODS) + ", lambda: >= 0} mappings"),
+    },
     "plot": {"dpi": int_at_least(20), "width_in": num_positive(), "height_in": num_positive()},
 }
 

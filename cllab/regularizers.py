@@ -1,6 +1,7 @@
 """Quadratic penalties that pull weights towards an anchor: λ/2·Σ_i Ω_i(θ_i − θ*_i)².
 
-Fine-tuning, L2 and EWC differ only in the importance Ω: none, all ones, or the diagonal Fisher.
+Fine-tuning, L2, EWC, SI and MAS differ only in the importance Ω (cllab.importance.method_importance): none, all
+ones, the diagonal Fisher, SI's path integral, MAS' output sensitivity.
 """
 
 from __future__ import annotations
@@ -33,21 +34,12 @@ class QuadraticPenalty:
 
 
 def penalty_for(
-    method: str, strength: float, anchor: Mapping[str, np.ndarray], fisher: Mapping[str, np.ndarray] | None = None
+    strength: float, anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray] | None
 ) -> QuadraticPenalty | None:
-    """The penalty of a method ('none', 'l2' or 'ewc') anchored at named weights (model order)."""
-    names = list(anchor)
-    if method == "none":
+    """λ/2·Σ Ω(θ − θ_A)² anchored at named weights (model order); None (plain fine-tuning) without an importance."""
+    if importance is None:
         return None
-    if method == "l2":
-        importance = [np.ones_like(anchor[n]) for n in names]
-    elif method == "ewc":
-        if fisher is None:
-            raise ValueError("EWC needs the Fisher information of the anchor model")
-        missing = [n for n in names if n not in fisher]
-        if missing:
-            raise ValueError(f"the Fisher has no entry for {', '.join(missing)}")
-        importance = [fisher[n] for n in names]
-    else:
-        raise ValueError(f"unknown regularizer {method!r} (expected none, l2 or ewc)")
-    return QuadraticPenalty([anchor[n] for n in names], importance, strength)
+    missing = [n for n in anchor if n not in importance]
+    if missing:
+        raise ValueError(f"the importance has no entry for {', '.join(missing)}")
+    return QuadraticPenalty([anchor[n] for n in anchor], [importance[n] for n in anchor], strength)

@@ -1,6 +1,7 @@
-"""Stage plot: the accuracy bar chart and the forgetting curves as PNGs (DVC renders the CSV curves itself)."""
+"""Stage plot: figures (accuracy bars, forgetting curves, Fisher heat-map), curves for `dvc plots`, and report.md."""
 
 import argparse
+import json
 from pathlib import Path
 
 from cllab import cli
@@ -8,20 +9,46 @@ from cllab import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--methods", nargs="+", required=True)
     parser.add_argument("--table", type=Path, default=Path("metrics/test.csv"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/test.json"))
     parser.add_argument("--curves-dir", type=Path, default=Path("plots/curves"))
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--out-dir", type=Path, default=Path("plots"))
+    parser.add_argument("--report", type=Path, default=Path("report.md"))
     args = parser.parse_args()
-    p = cli.load_params()["plot"]
-    from cllab import io, plots
+    params = cli.load_params()
+    p, seeds, methods = params["plot"], params["seeds"], params["methods"]
+    from cllab import io, model, plots, report
 
     size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
     rows = io.load_csv(args.table)
     joint = next(r for r in rows if r["method"] == "joint")
-    curves = {m: io.load_csv(args.curves_dir / f"train_b_{m}.csv") for m in args.methods}
+    curves = {m: {s: io.load_csv(args.curves_dir / str(s) / f"{m}.csv") for s in seeds} for m in methods}
     io.write_bytes(args.out_dir / "accuracy.png", plots.accuracy_bars(rows, size, dpi))
     io.write_bytes(args.out_dir / "forgetting.png", plots.forgetting_curves(curves, joint, size, dpi))
+    figures = {
+        "Accuracy after training B": "plots/accuracy.png",
+        "Accuracy on A while training B": "plots/forgetting.png",
+    }
+    fisher_methods = [m for m in methods if m.startswith("ewc")]
+    if fisher_methods:
+        anchor = args.models_dir / str(seeds[0]) / "anchors" / f"{fisher_methods[0]}.npz"
+        first = model.load_importance(anchor)["hidden/kernel"]
+        title = f"Which input pixels matter for task A: Fisher of θ_A ({plots.label(fisher_methods[0])}, seed {seeds[0]})"
+        io.write_bytes(args.out_dir / "fisher_heatmap.png", plots.importance_heatmap(first, title, size, dpi))
+        figures["Fisher information of the first layer, per input pixel"] = "plots/fisher_heatmap.png"
+    # mean curves in wide form, for `dvc plots show` (one column per method)
+    for column in ("acc_a", "acc_b"):
+        epochs = [r["epoch"] for r in curves[methods[0]][seeds[0]]]
+        table = [{"epoch": int(e)} for e in epochs]
+        for m in methods:
+            means = plots.mean_curves(curves[m], column)[1].mean(axis=0)
+            for row, value in zip(table, means):
+                row[m] = float(value)
+        io.save_csv(args.out_dir / f"forgetting_{column}.csv", table, ["epoch", *methods])
+    lambdas = {m: params["train_b"][m]["lambda"] for m in methods}
+    paired = json.loads(args.metrics.read_text()).get("paired_vs_l2")
+    io.write_bytes(args.report, report.markdown(rows, lambdas, seeds, figures, paired).encode())
 
 
 if __name__ == "__main__":

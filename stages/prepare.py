@@ -11,7 +11,7 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("data/prepared"))
     args = parser.parse_args()
     params = cli.load_params()
-    cli.start(params)
+    cli.start(params, seed=params["prepare"]["val_seed"])
     from cllab import data, io
 
     p = params["prepare"]

@@ -1,4 +1,5 @@
-"""Stage train_b@<method>: start from θ_A, train on task B with a penalty (none, L2 or EWC) pulling towards θ_A."""
+"""Stage train_b@<seed>-<method>: start from θ_A, train on task B with the penalty λ/2·Σ Ω(θ−θ_A)², Ω from the
+method's anchor file (none: no penalty)."""
 
 import argparse
 from pathlib import Path
@@ -8,9 +9,9 @@ from cllab import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--method", choices=["none", "l2", "ewc"], required=True)
-    parser.add_argument("--anchor", type=Path, required=True,
-                        help="θ_A (models/theta_a.npz), or θ_A with its Fisher for EWC (models/fisher.npz)")
+    parser.add_argument("--seed", type=cli.seed_arg, required=True)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--anchor", type=Path, required=True, help="θ_A with the method's importance Ω")
     parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
     parser.add_argument("--data-b", type=Path, default=Path("data/prepared/task_b.npz"))
     parser.add_argument("--out", type=Path, required=True)
@@ -19,14 +20,13 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     cfg = params["train_b"]
+    if args.method not in params["methods"]:
+        raise SystemExit(f"error: --method {args.method!r} is not in params.yaml methods {params['methods']}")
     strength = cfg[args.method]["lambda"]
-    cli.start(params)
-    from cllab import data, io, model, regularizers, training
+    cli.start(params, args.seed)
+    from cllab import data, io, model, training
 
-    theta_a = model.load_model(args.anchor)
-    fisher = model.load_importance(args.anchor) if args.method == "ewc" else None
-    penalty = regularizers.penalty_for(args.method, strength, model.get_weights(theta_a), fisher)
-    net = model.load_model(args.anchor, penalty=penalty)
+    net = model.load_penalized(args.anchor, strength)
     model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
     task_a = io.load_npz(args.data_a, required=data.task_arrays_names())
     task_b = io.load_npz(args.data_b, required=data.task_arrays_names())
@@ -38,7 +38,7 @@ def main() -> None:
             net, task_b["x_train"], task_b["y_train"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
             validation=(task_b["x_val"], task_b["y_val"]),
             callbacks=[curve, training.dvclive_callback(live_tmp)],
-            context=f"train_b@{args.method} (lambda={strength:g})",
+            context=f"train_b@{args.seed}-{args.method} (lambda={strength:g})",
         )
     model.save_model(args.out, net, model.read_config(args.anchor))
     io.save_csv(args.curve, curve.rows, ["epoch", "acc_a", "acc_b"])

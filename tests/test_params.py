@@ -33,6 +33,8 @@ def good(root) -> dict:
         (("prepare", "val_fraction"), 1.5, "prepare.val_fraction must be a number strictly between 0 and 1, got 1.5"),
         (("train_b", "none", "lambda"), 3, "train_b.none.lambda must be 0 (fine-tuning has no penalty), got 3"),
         (("runtime", "threads"), True, "runtime.threads must be an integer >= 1, got True"),
+        (("si", "xi"), 0, "si.xi must be a finite number > 0, got 0"),
+        (("mas", "num_examples"), -5, "mas.num_examples must be 'all' or an integer >= 1, got -5"),
     ],
 )
 def test_bad_value_is_named_with_key_and_value(good, path, value, message):
@@ -48,8 +50,16 @@ def test_bad_value_is_named_with_key_and_value(good, path, value, message):
 
 def test_unknown_regularizer_or_key_is_rejected(good):
     bad = copy.deepcopy(good)
-    bad["train_b"]["si"] = {"lambda": 1.0}
-    with pytest.raises(params.ParamsError, match="unknown key train_b.si"):
+    bad["train_b"]["lwf"] = {"lambda": 1.0}
+    with pytest.raises(params.ParamsError, match="unknown key train_b.lwf"):
+        params.validate(bad)
+    bad = copy.deepcopy(good)
+    bad["methods"] = ["none", "lwf"]
+    with pytest.raises(params.ParamsError, match="methods must be a non-empty list without repeats, each one of none, l2"):
+        params.validate(bad)
+    bad = copy.deepcopy(good)
+    bad["seeds"] = [0, 0]
+    with pytest.raises(params.ParamsError, match=r"seeds must be a non-empty list without repeats, .*got \[0, 0\]"):
         params.validate(bad)
     bad = copy.deepcopy(good)
     del bad["fisher"]["kind"]
@@ -62,8 +72,9 @@ def test_committed_params_are_valid(good):
 
 
 @pytest.mark.parametrize("stage,args", [
-    ("train_b", ["--method", "ewc", "--anchor", "models/fisher.npz", "--out", "models/theta_b/ewc.npz", "--curve", "c.csv", "--live-dir", "live"]),
-    ("fisher", ["--out", "models/fisher.npz"]),
+    ("train_b", ["--seed", "0", "--method", "ewc", "--anchor", "models/0/anchors/ewc.npz", "--out", "models/0/theta_b/ewc.npz",
+                 "--curve", "c.csv", "--live-dir", "live"]),
+    ("importance", ["--seed", "0", "--theta-a", "models/0/theta_a.npz", "--out-dir", "models/0/anchors"]),
     ("prepare", ["--out-dir", "data/prepared"]),
 ])
 def test_stage_with_bad_params_exits_1_with_one_line_and_writes_nothing(root, tmp_path, good, stage, args):
@@ -76,3 +87,14 @@ def test_stage_with_bad_params_exits_1_with_one_line_and_writes_nothing(root, tm
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == ["error: params.yaml: train_b.ewc.lambda must be a finite number >= 0, got -1"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_sweep_points_and_optimizers_are_validated(good):
+    bad = copy.deepcopy(good)
+    bad["sweep"]["points"].append({"method": "lwf", "lambda": 1})
+    with pytest.raises(params.ParamsError, match="sweep.points must be a non-empty list of {method: one of none"):
+        params.validate(bad)
+    bad = copy.deepcopy(good)
+    bad["sweep"]["optimizers"] = [{"name": "sgd", "learning_rate": -1}]
+    with pytest.raises(params.ParamsError, match="sweep.optimizers must be a non-empty list of {name: adam|sgd"):
+        params.validate(bad)

@@ -15,7 +15,14 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-ALL_STAGES = {"prepare", "train_joint", "train_a", "fisher", "train_b@none", "train_b@l2", "train_b@ewc", "evaluate", "plot"}
+METHODS = ["none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si", "mas"]
+
+
+def seed_stages(seed: int) -> set[str]:
+    return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}"} | {f"train_b@{seed}-{m}" for m in METHODS}
+
+
+ALL_STAGES = {"prepare", "evaluate", "plot"} | seed_stages(0)
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -64,7 +71,8 @@ def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytes
     for key, value in {
         "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 16,
         "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "fisher.num_examples": 500,
-        "train_b.ewc.lambda": 100, "plot.dpi": 40,
+        "train_b.ewc.lambda": 100, "train_b.ewc_sampled.lambda": 100, "train_b.ewc_empirical.lambda": 100,
+        "train_b.si.lambda": 10, "train_b.mas.lambda": 0.1, "mas.num_examples": 500, "plot.dpi": 40, "seeds": [0],
     }.items():
         set_param(work, key, value)
     run(["git", "init", "-q"], work)
@@ -77,11 +85,14 @@ def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytes
 
 def test_repro_writes_metrics_and_plots(project: Path):
     report = json.loads((project / "metrics" / "test.json").read_text())
-    assert set(report["methods"]) == {"none", "l2", "ewc"}
+    assert set(report["methods"]) == set(METHODS) and report["seeds"] == 1
     for numbers in report["methods"].values():
-        assert 0 <= numbers["acc_a_after_b"] <= 1 and numbers["forgetting"] == pytest.approx(
-            numbers["acc_a_after_a"] - numbers["acc_a_after_b"], abs=2e-6)
-    assert (project / "plots" / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+        assert 0 <= numbers["acc_a_after_b"]["mean"] <= 1 and numbers["forgetting"]["mean"] == pytest.approx(
+            numbers["acc_a_after_a"]["mean"] - numbers["acc_a_after_b"]["mean"], abs=2e-6)
+        assert numbers["acc_a_after_b"]["ci95"] is None  # one seed: no interval
+    for png in ("accuracy", "forgetting", "fisher_heatmap"):
+        assert (project / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| EWC (exact F) | 100 |" in (project / "report.md").read_text()
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "acc_a_after_b" in shown
 
@@ -94,10 +105,13 @@ def test_second_repro_is_a_no_op(project: Path):
 @pytest.mark.parametrize(
     "param,value,invalidated,rerun",
     [
-        ("train_b.ewc.lambda", 30, {"train_b@ewc"}, {"train_b@ewc", "evaluate", "plot"}),
-        ("train_b.l2.lambda", 0.5, {"train_b@l2"}, {"train_b@l2", "evaluate", "plot"}),
-        ("fisher.kind", "empirical", {"fisher"}, {"fisher", "train_b@ewc", "evaluate", "plot"}),
+        ("train_b.ewc.lambda", 30, {"train_b@0-ewc", "plot"}, {"train_b@0-ewc", "evaluate", "plot"}),
+        ("train_b.l2.lambda", 0.5, {"train_b@0-l2", "plot"}, {"train_b@0-l2", "evaluate", "plot"}),
+        # the importance stage reruns, but only the anchor that changed sends its train_b stage rerunning
+        ("fisher.kind", "empirical", {"importance@0"}, {"importance@0", "train_b@0-ewc", "evaluate", "plot"}),
+        ("si.xi", 0.5, {"importance@0"}, {"importance@0", "train_b@0-si", "evaluate", "plot"}),
         ("plot.dpi", 50, {"plot"}, {"plot"}),
+        ("seeds", [0, 1], {"evaluate", "plot"} | seed_stages(1), {"evaluate", "plot"} | seed_stages(1)),
     ],
 )
 def test_changing_one_param_reruns_only_what_depends_on_it(project: Path, param, value, invalidated, rerun):
@@ -126,7 +140,7 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
     _git(project, "branch", "-M", "main")
     _git(project, "checkout", "-qb", "stronger-l2")
     set_param(project, "train_b.l2.lambda", 2.0)
-    assert ran_stages(dvc(project, "repro").stdout) == {"train_b@l2", "evaluate", "plot"}
+    assert ran_stages(dvc(project, "repro").stdout) == {f"train_b@{s}-l2" for s in (0, 1)} | {"evaluate", "plot"}
 
     params_diff = json.loads(dvc(project, "params", "diff", "main", "--json").stdout)
     assert params_diff == {"params.yaml": {"train_b.l2.lambda": {"old": 0.5, "new": 2.0, "diff": 1.5}}}
@@ -137,7 +151,8 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
         new = _flatten(json.loads((project / "metrics" / f"{name}.json").read_text()))
         changed = {key for key in new if new[key] != old[key]}
         assert changed and all(key.startswith("methods.l2.") for key in changed)
-        assert "methods.l2.acc_a_after_a" not in changed  # θ_A did not change
+        assert "methods.l2.acc_a_after_b.mean" in changed
+        assert "methods.l2.acc_a_after_a.mean" not in changed  # θ_A did not change
         assert set(reported[f"metrics/{name}.json"]) == changed
         for key in changed:
             assert reported[f"metrics/{name}.json"][key]["old"] == old[key]
@@ -148,14 +163,14 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
 
 def test_diverging_training_fails_naming_lambda_and_epoch_and_writes_nothing(project: Path):
     set_param(project, "train_b.ewc.lambda", 1e30)
-    result = dvc(project, "repro", "train_b@ewc", check=False)
+    result = dvc(project, "repro", "train_b@0-ewc", check=False)
     assert result.returncode != 0
-    assert re.search(r"error: train_b@ewc \(lambda=1e\+30\): loss became (nan|inf) in epoch 1", result.stdout + result.stderr)
-    for output in ("models/theta_b/ewc.npz", "plots/curves/train_b_ewc.csv", "dvclive/train_b_ewc"):
+    assert re.search(r"error: train_b@0-ewc \(lambda=1e\+30\): loss became (nan|inf) in epoch 1", result.stdout + result.stderr)
+    for output in ("models/0/theta_b/ewc.npz", "plots/curves/0/ewc.csv", "dvclive/0/train_b_ewc"):
         assert not (project / output).exists(), output
     # back to the committed state: git has the params and the uncached outputs, DVC's cache the model
     _git(project, "checkout", "--", "params.yaml", "plots/curves", "dvclive")
-    dvc(project, "checkout", "train_b@ewc")
+    dvc(project, "checkout", "train_b@0-ewc")
     assert changed_stages(project) == set()
 
 
@@ -165,17 +180,30 @@ def test_killed_stage_leaves_no_valid_looking_output_and_is_rerun(project: Path)
     import time
 
     set_param(project, "train_b.l2.lambda", 0.7)
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train_b@l2"], cwd=project,
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train_b@0-l2"], cwd=project,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not list((project / "dvclive").glob(".tmp-train_b_l2-*")) and time.monotonic() < deadline:
+    while not list((project / "dvclive" / "0").glob(".tmp-train_b_l2-*")) and time.monotonic() < deadline:
         time.sleep(0.02)  # wait until the stage has loaded its inputs and is about to train
     assert proc.poll() is None, "the stage finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (project / "models/theta_b/l2.npz").exists()
-    assert not (project / "plots/curves/train_b_l2.csv").exists()
-    assert not (project / "dvclive/train_b_l2").exists()
-    assert "train_b@l2" in changed_stages(project)
-    assert ran_stages(dvc(project, "repro").stdout) == {"train_b@l2", "evaluate", "plot"}
+    assert not (project / "models/0/theta_b/l2.npz").exists()
+    assert not (project / "plots/curves/0/l2.csv").exists()
+    assert not (project / "dvclive/0/train_b_l2").exists()
+    assert "train_b@0-l2" in changed_stages(project)
+    assert ran_stages(dvc(project, "repro").stdout) == {"train_b@0-l2", "train_b@1-l2", "evaluate", "plot"}
     assert changed_stages(project) == set()
+
+
+def test_a_clone_pulls_every_result_from_a_remote_and_recomputes_nothing(project: Path, tmp_path: Path):
+    remote = tmp_path / "team-remote"  # a local-directory remote; S3, GCS, SSH… work the same way
+    dvc(project, "remote", "add", "-d", "team", str(remote))
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "results and remote")
+    dvc(project, "push", "--run-cache")
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    dvc(clone, "pull")
+    assert changed_stages(clone) == set()
+    assert ran_stages(dvc(clone, "repro").stdout) == set()

@@ -16,7 +16,7 @@ def _weights(seed: int) -> dict[str, np.ndarray]:
 
 def test_l2_penalty_equals_half_lambda_times_squared_distance():
     anchor, theta = _weights(0), _weights(1)
-    penalty = regularizers.penalty_for("l2", 0.7, anchor)
+    penalty = regularizers.penalty_for(0.7, anchor, {k: np.ones_like(v) for k, v in anchor.items()})
     got = float(penalty([tf.constant(v) for v in theta.values()]))
     want = 0.7 / 2 * sum(np.sum((theta[k].astype(np.float64) - anchor[k]) ** 2) for k in anchor)
     assert got == pytest.approx(want, rel=1e-5)
@@ -25,7 +25,7 @@ def test_l2_penalty_equals_half_lambda_times_squared_distance():
 def test_ewc_penalty_weights_each_squared_distance_by_its_fisher():
     anchor, theta = _weights(0), _weights(1)
     fisher = {k: np.abs(v) for k, v in _weights(2).items()}
-    penalty = regularizers.penalty_for("ewc", 30.0, anchor, fisher)
+    penalty = regularizers.penalty_for(30.0, anchor, fisher)
     got = float(penalty([tf.constant(v) for v in theta.values()]))
     want = 30.0 / 2 * sum(np.sum(fisher[k] * (theta[k].astype(np.float64) - anchor[k]) ** 2) for k in anchor)
     assert got == pytest.approx(want, rel=1e-5)
@@ -33,14 +33,41 @@ def test_ewc_penalty_weights_each_squared_distance_by_its_fisher():
 
 def test_penalty_is_zero_at_the_anchor_and_fine_tuning_has_none():
     anchor = _weights(0)
-    assert float(regularizers.penalty_for("l2", 5.0, anchor)([tf.constant(v) for v in anchor.values()])) == 0.0
-    assert regularizers.penalty_for("none", 0.0, anchor) is None
+    ones = {k: np.ones_like(v) for k, v in anchor.items()}
+    assert float(regularizers.penalty_for(5.0, anchor, ones)([tf.constant(v) for v in anchor.values()])) == 0.0
+    assert regularizers.penalty_for(0.0, anchor, None) is None
 
 
-def test_ewc_without_fisher_or_unknown_method_fails_clearly():
-    with pytest.raises(ValueError, match="needs the Fisher"):
-        regularizers.penalty_for("ewc", 1.0, _weights(0))
-    with pytest.raises(ValueError, match="unknown regularizer 'si'"):
-        regularizers.penalty_for("si", 1.0, _weights(0))
+def test_importance_not_matching_the_weights_fails_clearly():
     with pytest.raises(ValueError, match="no entry for hidden/bias"):
-        regularizers.penalty_for("ewc", 1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})
+        regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})
+    with pytest.raises(ValueError, match=r"anchor shape \(6, 4\) != importance shape \(4,\)"):
+        regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones(4), "hidden/bias": np.ones(4)})
+
+
+def test_each_method_gets_the_importance_its_paper_defines():
+    import keras
+
+    from cllab import importance, model
+
+    keras.utils.set_random_seed(0)
+    net = model.build_model(model.ModelConfig(hidden_units=4, dropout=0.0, input_shape=(2, 2)))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 2, 2)).astype(np.float32), rng.integers(0, 5, size=8)
+    theta = model.get_weights(net)
+    omega = {k: rng.uniform(size=v.shape) for k, v in theta.items()}
+    start = {k: v - 0.5 for k, v in theta.items()}
+
+    def of(method, kind="exact"):
+        return importance.method_importance(method, net, x, y, kind, 0.1, omega, start)
+
+    assert of("none") is None
+    assert all(np.all(v == 1) for v in of("l2").values())
+    for method, kind in (("ewc", "exact"), ("ewc_sampled", "sampled"), ("ewc_empirical", "empirical")):
+        want = importance.fisher_diagonal(net, x, kind, labels=y)
+        np.testing.assert_array_equal(of(method)["hidden/kernel"], want["hidden/kernel"])
+    np.testing.assert_array_equal(of("ewc", "empirical")["logits/bias"], of("ewc_empirical")["logits/bias"])
+    np.testing.assert_allclose(of("si")["logits/bias"], omega["logits/bias"] / (0.25 + 0.1), rtol=1e-6)
+    np.testing.assert_array_equal(of("mas")["hidden/bias"], importance.mas_importance(net, x)["hidden/bias"])
+    with pytest.raises(ValueError, match="unknown method 'lwf'"):
+        of("lwf")

@@ -26,14 +26,13 @@ def test_one_sgd_step_of_fit_moves_weights_by_the_penalised_gradient(method, str
     anchor = model.get_weights(_net(1))
     rng = np.random.default_rng(7)
     fisher = {k: rng.uniform(0, 0.05, size=v.shape).astype(np.float32) for k, v in anchor.items()}
-    net = _net(2, regularizers.penalty_for(method, strength, anchor, fisher))
+    omega = {"none": {k: 0 * v for k, v in fisher.items()}, "l2": {k: 1 + 0 * v for k, v in fisher.items()}}.get(method, fisher)
+    net = _net(2, regularizers.penalty_for(strength, anchor, None if method == "none" else omega))
     before = model.get_weights(net)
     # independent expectation: cross-entropy gradient by a tape, penalty gradient by hand
     with tf.GradientTape() as tape:
         ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, net(x, training=True))
     grads = dict(zip(model.weight_names(net), (g.numpy() for g in tape.gradient(ce, net.trainable_weights))))
-    importance = {"none": {k: 0 * v for k, v in fisher.items()}, "l2": {k: 1 + 0 * v for k, v in fisher.items()}}
-    omega = importance.get(method, fisher)
     lr = 0.1
     model.compile_model(net, "sgd", lr)
     training.fit(net, x, y, epochs=1, batch_size=len(x), verbose=0)
@@ -46,7 +45,7 @@ def test_one_sgd_step_of_fit_moves_weights_by_the_penalised_gradient(method, str
 def test_fit_reports_the_penalty_and_the_forgetting_curve_per_epoch():
     x, y = _batch()
     anchor = model.get_weights(_net(1))
-    net = _net(2, regularizers.penalty_for("l2", 1.0, anchor))
+    net = _net(2, regularizers.penalty_for(1.0, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
     model.compile_model(net, "adam", 1e-2)
     curve = training.TaskAccuracyCurve({"a": (x, y), "b": (x[:8], y[:8])})
     history = training.fit(net, x, y, epochs=3, batch_size=8, callbacks=[curve], verbose=0)
@@ -59,7 +58,7 @@ def test_fit_reports_the_penalty_and_the_forgetting_curve_per_epoch():
 def test_diverging_loss_stops_with_lambda_and_epoch_in_the_message():
     x, y = _batch()
     anchor = {k: v + 1.0 for k, v in model.get_weights(_net(1)).items()}
-    net = _net(2, regularizers.penalty_for("l2", 1e30, anchor))
+    net = _net(2, regularizers.penalty_for(1e30, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
     model.compile_model(net, "sgd", 0.1)
     with pytest.raises(training.NonFiniteLossError, match=r"lambda=1e\+30\): loss became (nan|inf) in epoch 1"):
         training.fit(net, x, y, epochs=3, batch_size=8, verbose=0, context="train_b@l2 (lambda=1e+30)")

@@ -1,0 +1,274 @@
+"""Benchmark: training throughput with and without the penalty, the epoch against the CPU's matmul floor, the Fisher
+implementations, and the DVC pipeline's wall times. Prints tables; asserts nothing.
+
+    python -m bench.run                 # everything (~8 min on 2 cores; needs data/prepared, i.e. dvc repro prepare)
+    python -m bench.run --skip-pipeline # kernels only (~3 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    """Print a Markdown table."""
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{c:,.3g}" if isinstance(c, float) else str(c) for c in row) + " |")
+    sys.stdout.flush()
+
+
+def gemm_gflops(n: int = 1024, repeats: int = 20) -> dict[str, float]:
+    """Dense float32 matmul throughput (GFLOP/s) of NumPy and TF on this CPU, best of `repeats`."""
+    import numpy as np
+    import tensorflow as tf
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    out = {}
+    for name, fn in (("numpy", lambda: a @ a), ("tensorflow", lambda: tf.matmul(ta, ta).numpy())):
+        ta = tf.constant(a)
+        fn()
+        best = min(_timed(fn) for _ in range(repeats))
+        out[name] = 2 * n**3 / best / 1e9
+    return out
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def training_throughput(task_b, anchor_path: Path, epochs: int = 3) -> list[list]:
+    """Examples/s of one epoch of task B (best of `epochs` after a warm-up epoch) per method and compile option."""
+    import keras
+    import numpy as np
+
+    from cllab import model, regularizers
+
+    anchor = model.load_model(anchor_path)
+    theta_a, fisher = model.get_weights(anchor), model.load_importance(anchor_path)
+    ones = {k: np.ones_like(v) for k, v in theta_a.items()}
+    x, y = task_b["x_train"], task_b["y_train"]
+    rows, plain = [], {}
+    options = [("default", {}), ("jit_compile", {"jit_compile": True}), ("steps_per_execution=16", {"steps_per_execution": 16})]
+    for label, kwargs in options:
+        for method, strength in (("plain fit", None), ("l2", 0.3), ("ewc", 2000.0)):
+            keras.utils.set_random_seed(0)
+            importance = {"plain fit": None, "l2": ones, "ewc": fisher}[method]
+            penalty = regularizers.penalty_for(strength or 0.0, theta_a, importance)
+            net = model.load_model(anchor_path, penalty=penalty)
+            net.compile(optimizer=keras.optimizers.SGD(0.02), metrics=["accuracy"],
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), **kwargs)
+            times = []
+            for _ in range(epochs + 1):
+                start = time.perf_counter()
+                net.fit(x, y, batch_size=128, epochs=1, verbose=0)
+                times.append(time.perf_counter() - start)
+            rate = len(x) / min(times[1:])
+            if strength is None:
+                plain[label] = rate
+            rows.append([label, method, rate, rate / plain[label]])
+    return rows
+
+
+def epoch_flops(hidden: int, n: int) -> float:
+    """FLOPs of one epoch of the MLP: forward 2·(784·h + h·5) per example, backward ≈ 2× forward."""
+    return 3 * 2 * (784 * hidden + hidden * 5) * n
+
+
+def fisher_case(impl: str, hidden: int, n: int) -> dict[str, float]:
+    """Run one Fisher computation in a fresh process; return its seconds and the process' peak RSS (MiB)."""
+    code = f"""
+import os, resource, time, json, sys
+os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+sys.path.insert(0, {str(ROOT)!r})
+import numpy as np, keras
+from cllab import importance, io, model
+from cllab.runtime import set_determinism
+set_determinism(0, 2)
+x = io.load_npz({str(ROOT / 'data/prepared/task_a.npz')!r})['x_train'][:{n}]
+net = model.build_model(model.ModelConfig(hidden_units={hidden}))
+probs = importance.class_probabilities(net, x)
+weights = importance.label_weights(probs, 'exact')
+fn = {{'dense': importance.fisher_dense, 'vectorized': importance.fisher_vectorized, 'loop': importance.fisher_loop}}['{impl}']
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+fn(net, x, weights)
+seconds = time.perf_counter() - start
+print(json.dumps({{'seconds': seconds, 'peak_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  'base_mib': base / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        return {"seconds": float("nan"), "peak_mib": float("nan"), "error": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _copy_project(tmp: Path) -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file() and not name.startswith(("metrics/", "plots/", "dvclive/")) and name != "dvc.lock":
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tmp / name)
+    shutil.copytree(ROOT / "data" / "raw", tmp / "data" / "raw")
+    if (ROOT / "data" / "tfds").is_dir():  # TFDS' prepared copy is a cache outside the pipeline's outputs
+        shutil.copytree(ROOT / "data" / "tfds", tmp / "data" / "tfds")
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bench"]):
+        subprocess.run(git + cmd, cwd=tmp, check=True)
+
+
+def _set_params(tmp: Path, **values) -> None:
+    import yaml
+
+    params = yaml.safe_load((tmp / "params.yaml").read_text())
+    for dotted, value in values.items():
+        node = params
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _dvc(tmp: Path, *args: str) -> tuple[float, str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
+    return time.perf_counter() - start, out.stdout
+
+
+def pipeline_times(tmp: Path) -> list[list]:
+    """Wall times of `dvc repro` in a temp copy with one seed: from an empty cache, a no-op, after changing EWC's λ."""
+    _copy_project(tmp)
+    _set_params(tmp, seeds=[0])
+    rows = []
+    for label, change, target in (
+        ("full, empty cache (TFDS copy reused)", None, "≤ 120 s"),
+        ("no-op", None, "≤ 5 s"),
+        ("after changing train_b.ewc.lambda", {"train_b__ewc__lambda": 1000}, "≤ 25 s"),
+    ):
+        if change:
+            _set_params(tmp, **change)
+        seconds, out = _dvc(tmp, "repro")
+        rows.append([label, seconds, len(re.findall(r"Running stage", out)), target])
+    return rows
+
+
+def seed_scaling(tmp: Path) -> list[list]:
+    """Cumulative wall time to reach 1, 2 and 4 seeds (methods none, l2, ewc), adding seeds to a cached pipeline."""
+    _copy_project(tmp)
+    rows, total = [], 0.0
+    for seeds in ([0], [0, 1], [0, 1, 2, 3]):
+        _set_params(tmp, seeds=seeds, methods=["none", "l2", "ewc"])
+        seconds, out = _dvc(tmp, "repro")
+        total += seconds
+        rows.append([len(seeds), seconds, total, total / len(seeds), len(re.findall(r"Running stage", out))])
+    return rows
+
+
+def queue_speedup(tmp: Path, lambdas=(500, 1000, 3000, 4000)) -> list[list]:
+    """A λ sweep of EWC as queued experiments, run with 1 and with 2 workers (one seed, methods none/l2/ewc)."""
+    _copy_project(tmp)
+    _set_params(tmp, seeds=[0], methods=["none", "l2", "ewc"])
+    _dvc(tmp, "repro")
+    subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@l", "commit", "-qam", "base"], cwd=tmp, check=False)
+    subprocess.run(["git", "add", "-A"], cwd=tmp, check=True)
+    subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@l", "commit", "-qm", "results"], cwd=tmp, check=False)
+    rows = []
+    for jobs, offset in ((1, 0), (2, 1)):  # offset: new λ values, so that the run-cache cannot answer
+        for value in lambdas:
+            _dvc(tmp, "exp", "run", "--queue", "-S", f"train_b.ewc.lambda={value + offset}")
+        start = time.perf_counter()
+        _dvc(tmp, "queue", "start", "--jobs", str(jobs))
+        deadline = start + 900
+        while time.perf_counter() < deadline:  # `queue start` returns at once; wait until nothing is queued or running
+            status = subprocess.run([sys.executable, "-m", "dvc", "queue", "status"], cwd=tmp, capture_output=True,
+                                    text=True).stdout
+            if not re.search(r"\b(Queued|Running)\b", status):
+                break
+            time.sleep(1)
+        rows.append([jobs, len(lambdas), time.perf_counter() - start])
+    base = rows[0][2]
+    return [row + [base / row[2]] for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--loop-examples", type=int, default=200, help="examples for the per-example loop (slow)")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from cllab import io
+    from cllab.runtime import set_determinism
+
+    set_determinism(0, 2)
+    print(f"# Benchmark, {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}")
+
+    gemm = gemm_gflops()
+    table("Dense float32 GEMM (1024×1024), best of 20", ["library", "GFLOP/s"], [[k, v] for k, v in gemm.items()])
+    floor = max(gemm.values())
+
+    task_b = io.load_npz(ROOT / "data/prepared/task_b.npz")
+    rows = training_throughput(task_b, ROOT / "models/0/anchors/ewc.npz")
+    table("Training throughput on task B (27,457 examples, batch 128, SGD)",
+          ["compile option", "training", "examples/s", "ratio to plain fit"], rows)
+    best_plain = max(r[2] for r in rows if r[1] == "plain fit")
+    flops = epoch_flops(128, len(task_b["x_train"]))
+    table("One epoch against the machine's matmul floor",
+          ["epoch FLOPs", "floor (s) at best GEMM rate", "measured (s), best plain fit", "measured / floor"],
+          [[flops, flops / (floor * 1e9), len(task_b["x_train"]) / best_plain,
+            (len(task_b["x_train"]) / best_plain) / (flops / (floor * 1e9))]])
+
+    rows = []
+    for hidden in (128, 1000):
+        for impl, n in (("dense", 1000), ("dense", 26543), ("vectorized", 1000), ("vectorized", 26543),
+                        ("loop", args.loop_examples)):
+            result = fisher_case(impl, hidden, n)
+            rows.append([hidden, impl, n, result["seconds"], n / result["seconds"], result["peak_mib"],
+                         result.get("error", "")])
+    table("Exact Fisher of θ_A (5 classes), fresh process each; peak = process RSS incl. TF and data",
+          ["hidden", "implementation", "examples", "seconds", "examples/s", "peak RSS MiB", "note"], rows)
+
+    if not args.skip_pipeline:
+        with tempfile.TemporaryDirectory() as tmp:
+            table("`dvc repro` wall time (temp copy, 1 seed, all 7 methods)", ["run", "seconds", "stages run", "target"],
+                  pipeline_times(Path(tmp)))
+        with tempfile.TemporaryDirectory() as tmp:
+            table("Cost of seeds (methods none, l2, ewc): adding seeds to the cached pipeline",
+                  ["seeds", "this run (s)", "cumulative (s)", "cumulative per seed (s)", "stages run"],
+                  seed_scaling(Path(tmp)))
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                rows = queue_speedup(Path(tmp))
+            except RuntimeError as err:
+                rows = [["failed", str(err).splitlines()[-1][:200], "", ""]]
+            table("λ sweep of EWC as queued experiments (`dvc exp run --queue`, `dvc queue start --jobs N`)",
+                  ["workers", "experiments", "seconds", "speed-up"], rows)
+
+
+if __name__ == "__main__":
+    main()
