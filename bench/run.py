@@ -123,7 +123,8 @@ print(json.dumps({{'seconds': seconds, 'peak_mib': resource.getrusage(resource.R
 def _copy_project(tmp: Path) -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
-        if (ROOT / name).is_file() and not name.startswith(("metrics/", "plots/", "dvclive/")) and name != "dvc.lock":
+        if (ROOT / name).is_file() and not name.startswith(("metrics/", "plots/", "dvclive/", "sweep/")) \
+                and name != "dvc.lock":
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, tmp / name)
     shutil.copytree(ROOT / "data" / "raw", tmp / "data" / "raw")
