@@ -1,8 +1,8 @@
 """Benchmark: training throughput with and without the penalty, the epoch against the CPU's matmul floor, the Fisher
 implementations, and the DVC pipeline's wall times. Prints tables; asserts nothing.
 
-    python -m bench.run                 # everything (~8 min on 2 cores; needs data/prepared, i.e. dvc repro prepare)
-    python -m bench.run --skip-pipeline # kernels only (~3 min)
+    python -m bench.run                 # everything (~25 min on 2 cores; needs dvc repro first)
+    python -m bench.run --skip-pipeline # kernels only (~11 min, most of it the vectorised Fisher at 1,000 units)
 """
 
 from __future__ import annotations
