@@ -37,6 +37,8 @@ def main() -> None:
         title = f"Which input pixels matter for task A: Fisher of θ_A ({plots.label(fisher_methods[0])}, seed {seeds[0]})"
         io.write_bytes(args.out_dir / "fisher_heatmap.png", plots.importance_heatmap(first, title, size, dpi))
         figures["Fisher information of the first layer, per input pixel"] = "plots/fisher_heatmap.png"
+    # the λ sweep is an on-demand pipeline of its own (sweep/dvc.yaml); the report links its figure, not a dependency
+    figures["Stability–plasticity front (λ sweep, seed 0: `dvc repro sweep/dvc.yaml`)"] = "plots/front.png"
     # mean curves in wide form, for `dvc plots show` (one column per method)
     for column in ("acc_a", "acc_b"):
         epochs = [r["epoch"] for r in curves[methods[0]][seeds[0]]]
