@@ -151,7 +151,9 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
         old = _flatten(json.loads(_git(project, "show", f"main:metrics/{name}.json")))
         new = _flatten(json.loads((project / "metrics" / f"{name}.json").read_text()))
         changed = {key for key in new if new[key] != old[key]}
-        assert changed and all(key.startswith("methods.l2.") for key in changed)
+        # L2's own numbers move, and so does every method's paired difference to L2; nothing else
+        assert changed and all(key.startswith(("methods.l2.", "paired_vs_l2.")) for key in changed)
+        assert not any(key.startswith("paired_vs_l2.l2") for key in new)
         assert "methods.l2.acc_a_after_b.mean" in changed
         assert "methods.l2.acc_a_after_a.mean" not in changed  # θ_A did not change
         assert set(reported[f"metrics/{name}.json"]) == changed
