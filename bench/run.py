@@ -66,7 +66,12 @@ def training_throughput(task_b, anchor_path: Path, epochs: int = 3) -> list[list
     ones = {k: np.ones_like(v) for k, v in theta_a.items()}
     x, y = task_b["x_train"], task_b["y_train"]
     rows, plain = [], {}
-    options = [("default", {}), ("jit_compile", {"jit_compile": True}), ("steps_per_execution=16", {"steps_per_execution": 16})]
+    options = [
+        ("one step per call", {"steps_per_execution": 1}),
+        ("`jit_compile=True`", {"steps_per_execution": 1, "jit_compile": True}),
+        (f"`steps_per_execution={model.STEPS_PER_EXECUTION}` (default)", {"steps_per_execution": model.STEPS_PER_EXECUTION}),
+        ("`steps_per_execution=64`", {"steps_per_execution": 64}),
+    ]
     for label, kwargs in options:
         for method, strength in (("plain fit", None), ("l2", 0.3), ("ewc", 2000.0)):
             keras.utils.set_random_seed(0)

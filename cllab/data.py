@@ -136,3 +136,11 @@ def joint(task_a: Mapping[str, np.ndarray], task_b: Mapping[str, np.ndarray], sp
     x = np.concatenate([task_a[f"x_{split}"], task_b[f"x_{split}"]])
     y = np.concatenate([task_a[f"y_{split}"], task_b[f"y_{split}"]])
     return x, y
+
+
+def subset(x: np.ndarray, y: np.ndarray, count: int | str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """All examples (count 'all' or at least len(y)), or a seeded random subset of `count`, in the original order."""
+    if count == "all" or count >= len(y):
+        return x, y
+    rows = np.sort(np.random.default_rng(seed).permutation(len(y))[:count])
+    return x[rows], y[rows]

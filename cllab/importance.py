@@ -20,9 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cllab.model import weight_names
-
-FISHER_KINDS = ("exact", "sampled", "empirical")
+from cllab.model import predict_logits, weight_names
+from cllab.params import FISHER_KINDS  # one list, shared with the params schema
 
 
 def label_weights(probs: np.ndarray, kind: str, labels: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
@@ -48,7 +47,7 @@ def label_weights(probs: np.ndarray, kind: str, labels: np.ndarray | None = None
 
 def class_probabilities(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """p(y|x) [N, C] in inference mode."""
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    logits = predict_logits(model, x, batch_size)
     return np.asarray(tf.nn.softmax(logits.astype(np.float64), axis=-1))
 
 
@@ -100,6 +99,11 @@ def _sum_batches(batch_sums: Callable, x: np.ndarray, weights: np.ndarray | None
     return totals
 
 
+def _spec(x: np.ndarray) -> tf.TensorSpec:
+    """A float32 batch of x's examples, of any length: the full batches and the last, shorter one share one trace."""
+    return tf.TensorSpec([None, *x.shape[1:]], tf.float32)
+
+
 def _dense_forward(model: keras.Model, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
     """Inference forward pass keeping each Dense layer's input and pre-activation output; returns them and the logits."""
     a = x
@@ -117,19 +121,18 @@ def _dense_forward(model: keras.Model, x: tf.Tensor) -> tuple[list[tf.Tensor], l
     return inputs, outputs, a
 
 
-def _add_layer_sums(sums, dense, inputs, deltas, scale, phi):
-    """Add Σ_i scale_i·φ(a_i ⊗ δ_i) = φ(A)ᵀ(scale·φ(Δ)) per kernel (and Σ_i scale_i·φ(δ_i) per bias) to sums.
+def _add_layer_sums(sums, dense, inputs, weighted, phi):
+    """Add Σ_i φ(a_i) ⊗ w_i = φ(A)ᵀW per kernel (and Σ_i w_i per bias) to sums, W = the per-example weighted φ(δ_i).
 
-    Valid for φ = square and φ = abs, which factor over the outer product.
+    Σ_i φ(a_i ⊗ δ_i) = φ(A)ᵀφ(Δ) for φ = square and φ = abs, which factor over the outer product.
     """
     sums = list(sums)
     i = 0
-    for layer, inp, delta in zip(dense, inputs, deltas):
-        weighted = phi(delta) * scale[:, None]
-        sums[i] += tf.matmul(phi(inp), weighted, transpose_a=True)
+    for layer, inp, w in zip(dense, inputs, weighted):
+        sums[i] += tf.matmul(phi(inp), w, transpose_a=True)
         i += 1
         if layer.use_bias:
-            sums[i] += tf.reduce_sum(weighted, axis=0)
+            sums[i] += tf.reduce_sum(w, axis=0)
             i += 1
     return sums
 
@@ -143,12 +146,14 @@ def fisher_dense(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_s
     one_hot = weights.max(axis=1) == weights.sum(axis=1)  # at most one class per example
     classes = [None] if bool(np.all(one_hot)) else list(range(num_classes))
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[_spec(x), tf.TensorSpec([None, num_classes], tf.float32)])  # one trace, any batch
     def batch_sums(xb, wb):
         with tf.GradientTape(persistent=True) as tape:
             inputs, outputs, logits = _dense_forward(model, xb)
             probs = tf.nn.softmax(logits)
-        sums = [tf.zeros_like(v) for layer in dense for v in layer.trainable_weights]
+        # A layer's input a_i does not depend on the class, so Σ_k w_ik (a_i ⊗ δ_ik)² = a_i² ⊗ Σ_k w_ik δ_ik²:
+        # one backward pass per class for the δ's (cheap), then one matmul per layer whatever the number of classes.
+        squared = [tf.zeros_like(z) for z in outputs]
         for k in classes:
             if k is None:  # one pass: each example's own label, weight 1
                 target = wb
@@ -157,9 +162,10 @@ def fisher_dense(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_s
                 target = tf.one_hot(tf.fill(tf.shape(wb)[:1], k), num_classes, dtype=wb.dtype)
                 scale = wb[:, k]
             deltas = tape.gradient(logits, outputs, output_gradients=target - probs)
-            sums = _add_layer_sums(sums, dense, inputs, deltas, scale, tf.square)
+            squared = [total + tf.square(d) * scale[:, None] for total, d in zip(squared, deltas)]
         del tape
-        return sums
+        sums = [tf.zeros_like(v) for layer in dense for v in layer.trainable_weights]
+        return _add_layer_sums(sums, dense, inputs, squared, tf.square)
 
     return _named(model, _sum_batches(batch_sums, x, weights, batch_size), len(x))
 
@@ -229,13 +235,13 @@ def mas_dense(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> dict
         raise ValueError("mas_dense needs a model of Flatten, Dropout and Dense layers only")
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[_spec(x)])  # one trace, any batch
     def batch_sums(xb):
         with tf.GradientTape() as tape:
             inputs, outputs, logits = _dense_forward(model, xb)
         deltas = tape.gradient(logits, outputs, output_gradients=2.0 * logits)  # ∂‖z‖²/∂z = 2z
         sums = [tf.zeros_like(v) for layer in dense for v in layer.trainable_weights]
-        return _add_layer_sums(sums, dense, inputs, deltas, tf.ones_like(logits[:, 0]), tf.abs)
+        return _add_layer_sums(sums, dense, inputs, [tf.abs(d) for d in deltas], tf.abs)
 
     return _named(model, _sum_batches(batch_sums, x, None, batch_size), len(x))
 

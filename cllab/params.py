@@ -94,14 +94,13 @@ SCHEMA: dict[str, Any] = {
     "train_joint": TRAINING,
     "train_a": TRAINING,
     "fisher": {"kind": one_of(*FISHER_KINDS), "num_examples": all_or_int(), "batch_size": int_at_least(1)},
-    "mas": {"num_examples": all_or_int()},
+    "mas": {"num_examples": all_or_int(), "batch_size": int_at_least(1)},
     "si": {"xi": num_positive()},
     "train_b": {
         **TRAINING,
         "none": {"lambda": Spec(lambda v: _is_num(v) and v == 0, "0 (fine-tuning has no penalty)")},
         **{method: LAMBDA for method in METHODS if method != "none"},
     },
-    "evaluate": {"batch_size": int_at_least(1)},
     "sweep": {
         "seed": int_at_least(0),
         "widths": unique_list_of(int_at_least(1)),

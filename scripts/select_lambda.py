@@ -2,7 +2,7 @@
 
 Rule (documented in the README): for each method, train on B from θ_A (seed 0) with every λ of a roughly log-spaced
 grid, using train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest validation
-average accuracy (A and B after B). Reads the anchors of `dvc repro importance@0` and data/prepared/.
+average accuracy (A and B after B). Reads the anchors of `dvc repro importance@0 mas@0` and data/prepared/.
 
     python -m scripts.select_lambda                          # the default grids below
     python -m scripts.select_lambda --grid ewc=1000,2000 --grid si=100,1000 [--optimizer adam --learning-rate 1e-3]

@@ -1,7 +1,9 @@
-"""Stage evaluate: test (and validation) accuracy of every model of every seed on A and B -> per-seed tables, and the
-mean with a 95 % t-interval over seeds per method and metric (metrics/*.json, DVC metrics)."""
+"""Stage evaluate: collect the accuracies every training stage recorded (evals/<seed>/<model>.json, val and test on A
+and B) into per-seed tables, and the mean with a 95 % t-interval over seeds per method and metric (metrics/*.json,
+DVC metrics). Reads numbers only: no model is loaded, no TensorFlow is started."""
 
 import argparse
+import json
 from pathlib import Path
 
 from cllab import cli
@@ -9,31 +11,27 @@ from cllab import cli
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
-    parser.add_argument("--data-b", type=Path, default=Path("data/prepared/task_b.npz"))
+    parser.add_argument("--evals-dir", type=Path, default=Path("evals"))
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     args = parser.parse_args()
     params = cli.load_params()
-    batch_size = params["evaluate"]["batch_size"]
     seeds, methods = params["seeds"], params["methods"]
-    cli.start(params, seeds[0])
-    from cllab import data, io, metrics, model
+    from cllab import io, metrics
 
-    tasks = {
-        "a": io.load_npz(args.data_a, required=data.task_arrays_names()),
-        "b": io.load_npz(args.data_b, required=data.task_arrays_names()),
-    }
+    def read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise io.ArtifactError(f"{path}: missing (run dvc repro)") from None
+        except ValueError:
+            raise io.ArtifactError(f"{path}: not valid JSON") from None
+
+    evals = {seed: {name: read(args.evals_dir / str(seed) / f"{name}.json") for name in ("theta_a", "joint", *methods)}
+             for seed in seeds}
     for split, name in (("test", "test"), ("val", "validation")):
         reports = {}
         for seed in seeds:
-            folder = args.models_dir / str(seed)
-            paths = {"theta_a": folder / "theta_a.npz", "joint": folder / "joint.npz"}
-            paths.update({m: folder / "theta_b" / f"{m}.npz" for m in methods})
-            acc = {}
-            for net_name, path in paths.items():
-                net = model.load_model(path)
-                acc[net_name] = {t: model.accuracy(net, a[f"x_{split}"], a[f"y_{split}"], batch_size) for t, a in tasks.items()}
+            acc = {net_name: values[split] for net_name, values in evals[seed].items()}
             reports[seed] = {
                 "methods": {m: metrics.method_report(acc["theta_a"], acc[m]) for m in methods},
                 "joint": metrics.joint_report(acc["joint"]),

@@ -18,7 +18,7 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     p, seeds, methods = params["plot"], params["seeds"], params["methods"]
-    from cllab import io, model, plots, report
+    from cllab import checkpoint, io, plots, report
 
     size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
     rows = io.load_csv(args.table)
@@ -33,7 +33,7 @@ def main() -> None:
     fisher_methods = [m for m in methods if m.startswith("ewc")]
     if fisher_methods:
         anchor = args.models_dir / str(seeds[0]) / "anchors" / f"{fisher_methods[0]}.npz"
-        first = model.load_importance(anchor)["hidden/kernel"]
+        first = checkpoint.load_importance(anchor)["hidden/kernel"]
         title = f"Which input pixels matter for task A: Fisher of θ_A ({plots.label(fisher_methods[0])}, seed {seeds[0]})"
         io.write_bytes(args.out_dir / "fisher_heatmap.png", plots.importance_heatmap(first, title, size, dpi))
         figures["Fisher information of the first layer, per input pixel"] = "plots/fisher_heatmap.png"

@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--curve", type=Path, required=True, help="CSV: test accuracy on A and B per epoch")
     parser.add_argument("--live-dir", type=Path, required=True, help="DVCLive directory for per-epoch curves")
+    parser.add_argument("--eval", type=Path, required=True, help="JSON: val and test accuracy on A and B (for evaluate)")
     args = parser.parse_args()
     params = cli.load_params()
     cfg = params["train_b"]
@@ -42,6 +43,7 @@ def main() -> None:
         )
     model.save_model(args.out, net, model.read_config(args.anchor))
     io.save_csv(args.curve, curve.rows, ["epoch", "acc_a", "acc_b"])
+    io.save_json(args.eval, model.task_accuracies(net, {"a": task_a, "b": task_b}), digits=12)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,10 @@ def test_committed_params_are_valid(good):
 
 @pytest.mark.parametrize("stage,args", [
     ("train_b", ["--seed", "0", "--method", "ewc", "--anchor", "models/0/anchors/ewc.npz", "--out", "models/0/theta_b/ewc.npz",
-                 "--curve", "c.csv", "--live-dir", "live"]),
+                 "--curve", "c.csv", "--live-dir", "live", "--eval", "e.json"]),
+    ("train", ["--task", "a", "--seed", "0", "--out", "models/0/theta_a.npz", "--live-dir", "live", "--eval", "e.json"]),
+    ("mas", ["--seed", "0", "--theta-a", "models/0/theta_a.npz", "--out", "models/0/anchors/mas.npz"]),
+    ("evaluate", []),
     ("importance", ["--seed", "0", "--theta-a", "models/0/theta_a.npz", "--out-dir", "models/0/anchors"]),
     ("prepare", ["--out-dir", "data/prepared"]),
 ])

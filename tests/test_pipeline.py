@@ -19,7 +19,8 @@ METHODS = ["none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si", "mas"]
 
 
 def seed_stages(seed: int) -> set[str]:
-    return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}"} | {f"train_b@{seed}-{m}" for m in METHODS}
+    return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}", f"mas@{seed}"} | {
+        f"train_b@{seed}-{m}" for m in METHODS}
 
 
 ALL_STAGES = {"prepare", "evaluate", "plot"} | seed_stages(0)
@@ -111,6 +112,7 @@ def test_second_repro_is_a_no_op(project: Path):
         # the importance stage reruns, but only the anchor that changed sends its train_b stage rerunning
         ("fisher.kind", "empirical", {"importance@0"}, {"importance@0", "train_b@0-ewc", "evaluate", "plot"}),
         ("si.xi", 0.5, {"importance@0"}, {"importance@0", "train_b@0-si", "evaluate", "plot"}),
+        ("mas.num_examples", 400, {"mas@0"}, {"mas@0", "train_b@0-mas", "evaluate", "plot"}),
         ("plot.dpi", 50, {"plot"}, {"plot"}),
         ("seeds", [0, 1], {"evaluate", "plot"} | seed_stages(1), {"evaluate", "plot"} | seed_stages(1)),
     ],

@@ -92,3 +92,42 @@ def test_tampered_model_file_fails_naming_the_file_and_the_weight(tmp_path):
     (tmp_path / "garbage.npz").write_bytes(b"not a zip at all")
     with pytest.raises(io.ArtifactError, match="garbage.npz: not a valid .npz file"):
         model.load_model(tmp_path / "garbage.npz")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_steps_per_execution_changes_speed_not_numbers(optimizer):
+    """The default of running 16 steps per compiled call must give the very bits of one step per call: same batches,
+    same dropout draws, same SI path integral (10 steps per epoch, not a multiple of 16 or 3)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 3, 3)).astype(np.float32), rng.integers(0, 5, size=40)
+    config = model.ModelConfig(hidden_units=6, dropout=0.3, input_shape=(3, 3))
+    results = {}
+    for steps in (1, 3, model.STEPS_PER_EXECUTION):
+        keras.utils.set_random_seed(5)
+        net = model.build_model(config, track_path_integral=True)
+        model.compile_model(net, optimizer, 0.05, steps_per_execution=steps)
+        training.fit(net, x, y, epochs=2, batch_size=4, verbose=0)
+        results[steps] = {**model.get_weights(net), **{f"omega/{k}": v for k, v in net.path_integral_values().items()}}
+    assert model.STEPS_PER_EXECUTION > 1
+    for steps, arrays in results.items():
+        for name, values in arrays.items():
+            np.testing.assert_array_equal(values, results[1][name], err_msg=f"steps_per_execution={steps}: {name}")
+    assert np.abs(results[1]["omega/hidden/kernel"]).sum() > 0
+
+
+def test_predict_logits_are_keras_predict_bit_for_bit():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2500, 3, 3)).astype(np.float32)  # three batches of 1024, the last one partial
+    net = model.build_model(model.ModelConfig(hidden_units=6, dropout=0.5, input_shape=(3, 3)))
+    np.testing.assert_array_equal(model.predict_logits(net, x), net.predict(x, batch_size=1024, verbose=0))
+    assert model.predict_logits(net, x[:0]).shape == (0, 5)
+
+
+def test_task_accuracies_cover_val_and_test_of_every_task():
+    x, y = _batch()
+    net = _net(4)
+    arrays = {"x_val": x[:8], "y_val": y[:8], "x_test": x, "y_test": y}
+    acc = model.task_accuracies(net, {"a": arrays, "b": {**arrays, "y_test": (y + 1) % 5}})
+    assert set(acc) == {"val", "test"} and set(acc["test"]) == {"a", "b"}
+    assert acc["test"]["a"] == model.accuracy(net, x, y) and acc["val"]["a"] == model.accuracy(net, x[:8], y[:8])
+    assert acc["test"]["a"] + acc["test"]["b"] <= 1.0  # a label and its shifted copy cannot both be right
