@@ -43,3 +43,40 @@ def test_paired_difference_to_the_baseline_is_per_seed():
     assert paired["ewc"]["average_accuracy"]["ci95"] == pytest.approx(metrics.mean_ci95(diffs)["ci95"])
     assert paired["ewc"]["seeds_better_on_average_accuracy"] == 3
     assert set(paired) == {"ewc"}
+
+
+def test_evaluate_stage_aggregates_the_recorded_accuracies_without_starting_tensorflow(root, tmp_path):
+    """stages.evaluate reads evals/<seed>/<model>.json only: means over seeds land in metrics/, and TF is never imported
+    (its ~4 s start-up would be paid on every λ change)."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params.update(seeds=[0, 1], methods=["none", "l2"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    acc = {"theta_a": (0.98, 0.10), "joint": (0.97, 0.96), "none": (0.30, 0.95), "l2": (0.70, 0.90)}
+    for seed in (0, 1):
+        for name, (a, b) in acc.items():
+            shift = 0.02 * seed
+            path = tmp_path / "evals" / str(seed) / f"{name}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"test": {"a": a + shift, "b": b}, "val": {"a": a, "b": b - shift}}))
+    code = ("import runpy, sys; sys.argv = ['evaluate']; runpy.run_module('stages.evaluate', run_name='__main__')\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'evaluate imported TensorFlow'")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    test = json.loads((tmp_path / "metrics" / "test.json").read_text())
+    assert test["seeds"] == 2
+    assert test["methods"]["l2"]["acc_a_after_b"]["mean"] == pytest.approx(0.71)
+    assert test["methods"]["none"]["forgetting"]["mean"] == pytest.approx(0.68)
+    assert test["joint"]["acc_b"]["mean"] == pytest.approx(0.96)
+    validation = json.loads((tmp_path / "metrics" / "validation.json").read_text())
+    assert validation["methods"]["l2"]["acc_b_after_b"]["mean"] == pytest.approx(0.89)
+    (tmp_path / "evals" / "1" / "l2.json").unlink()
+    run = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert run.returncode == 1 and run.stderr.strip() == "error: evals/1/l2.json: missing (run dvc repro)"
