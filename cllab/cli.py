@@ -31,9 +31,17 @@ def seed_arg(value: str) -> int:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's main; a LabError becomes `error: <one line>` on stderr and exit status 1."""
+    """Run a stage's main; a LabError becomes `error: <one line>` on stderr and exit status 1.
+
+    On success the process ends with os._exit(0) once stdout and stderr are flushed: every output is already written
+    and renamed into place (cllab.io), and skipping the interpreter's teardown of TensorFlow saves ~2 s per stage
+    process (11 processes per seed).
+    """
     try:
         main()
     except LabError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

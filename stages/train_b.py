@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from cllab import cli
+from cllab import params as params_lib
 
 
 def main() -> None:
@@ -21,8 +22,8 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     cfg = params["train_b"]
-    if args.method not in params["methods"]:
-        raise SystemExit(f"error: --method {args.method!r} is not in params.yaml methods {params['methods']}")
+    if args.method not in params_lib.METHODS:  # not params["methods"]: that list is the matrix, not an input here
+        raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(params_lib.METHODS)}")
     strength = cfg[args.method]["lambda"]
     cli.start(params, args.seed)
     from cllab import data, io, model, training
