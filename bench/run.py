@@ -24,13 +24,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def table(title: str, header: list[str], rows: list[list]) -> None:
     """Print a Markdown table."""
     print(f"\n### {title}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        print("| " + " | ".join(f"{c:,.3g}" if isinstance(c, float) else str(c) for c in row) + " |")
+        print("| " + " | ".join(_cell(c) for c in row) + " |")
     sys.stdout.flush()
 
 
