@@ -174,7 +174,7 @@ def _ran(out: str) -> int:
 
 def pipeline_times(tmp: Path) -> list[list]:
     """Wall times of `dvc repro` in a temp copy with the default params but one seed: from an empty cache, a no-op,
-    after changing EWC's λ, and the cost of one more seed (the marginal per-seed time)."""
+    after changing EWC's λ."""
     _copy_project(tmp)
     _set_params(tmp, seeds=[0])
     rows = []
@@ -182,8 +182,6 @@ def pipeline_times(tmp: Path) -> list[list]:
         ("full, 1 seed, empty cache (TFDS copy reused)", None, "≤ 120 s per seed"),
         ("no-op", None, "≤ 5 s"),
         ("after changing train_b.ewc.lambda", {"train_b__ewc__lambda": 1000}, "≤ 25 s per seed"),
-        ("adding a second seed", {"seeds": [0, 1]}, "≤ 120 s per seed"),
-        ("no-op, 2 seeds", None, "≤ 5 s"),
     ):
         if change:
             _set_params(tmp, **change)
@@ -192,7 +190,9 @@ def pipeline_times(tmp: Path) -> list[list]:
     return rows
 
 
-SMALL = {"methods": ["none", "ewc"], "train_joint__epochs": 1, "train_a__epochs": 1, "train_b__epochs": 1}
+# 1 epoch per stage; θ_A after one epoch has a larger Fisher, so EWC's λ is lowered to stay below divergence
+SMALL = {"methods": ["none", "ewc"], "train_joint__epochs": 1, "train_a__epochs": 1, "train_b__epochs": 1,
+         "train_b__ewc__lambda": 300}
 
 
 def seed_scaling(tmp: Path) -> list[list]:
@@ -209,7 +209,7 @@ def seed_scaling(tmp: Path) -> list[list]:
     return rows
 
 
-def queue_speedup(tmp: Path, lambdas=(500, 1000, 3000, 4000)) -> list[list]:
+def queue_speedup(tmp: Path, lambdas=(100, 200, 400, 800)) -> list[list]:
     """A λ sweep of EWC as queued experiments, run with 1 and with 2 workers, in the project seed_scaling left
     behind (set back to one seed)."""
     _set_params(tmp, seeds=[0], **SMALL)
@@ -286,7 +286,7 @@ def main() -> None:
 
     if not args.skip_pipeline:
         with tempfile.TemporaryDirectory() as tmp:
-            table("`dvc repro` wall time (temp copy, default params with 1 seed, then 2)",
+            table("`dvc repro` wall time (temp copy, default params with 1 seed)",
                   ["run", "seconds", "stages run", "target"], pipeline_times(Path(tmp)))
         with tempfile.TemporaryDirectory() as tmp:
             table("How the cost grows with seeds (small configuration, seeds added to the cached pipeline)",
