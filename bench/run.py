@@ -1,7 +1,7 @@
 """Benchmark: training throughput with and without the penalty, the epoch against the CPU's matmul floor, the Fisher
 implementations, and the DVC pipeline's wall times. Prints tables; asserts nothing.
 
-    python -m bench.run                 # everything (~10 min on 2 cores; needs dvc repro first)
+    python -m bench.run                 # everything (~10-12 min on 2 cores; needs dvc repro first)
     python -m bench.run --skip-pipeline # kernels only (~3 min)
     python -m bench.run --slow-fisher   # also the vectorised Fisher on all examples at 1,000 units (~7 min more)
 """
@@ -61,8 +61,10 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def training_throughput(task_b, anchor_path: Path, epochs: int = 3) -> list[list]:
-    """Examples/s of one epoch of task B (best of `epochs` after a warm-up epoch) per method and compile option."""
+def training_throughput(task_b, anchor_path: Path, rounds: int = 5) -> list[list]:
+    """Examples/s of one epoch of task B per method and compile option: the three methods of an option take turns,
+    one epoch each per round (so a change in the machine's load hits all three alike), best of `rounds` after a
+    warm-up round."""
     import keras
     import numpy as np
 
@@ -72,29 +74,29 @@ def training_throughput(task_b, anchor_path: Path, epochs: int = 3) -> list[list
     theta_a, fisher = model.get_weights(anchor), model.load_importance(anchor_path)
     ones = {k: np.ones_like(v) for k, v in theta_a.items()}
     x, y = task_b["x_train"], task_b["y_train"]
-    rows, plain = [], {}
+    methods = (("plain fit", None, None), ("l2", 0.3, ones), ("ewc", 2000.0, fisher))
     options = [
         ("one step per call", {"steps_per_execution": 1}),
         ("`jit_compile=True`", {"steps_per_execution": 1, "jit_compile": True}),
         (f"`steps_per_execution={model.STEPS_PER_EXECUTION}` (default)", {"steps_per_execution": model.STEPS_PER_EXECUTION}),
     ]
+    rows = []
     for label, kwargs in options:
-        for method, strength in (("plain fit", None), ("l2", 0.3), ("ewc", 2000.0)):
+        nets = {}
+        for method, strength, importance in methods:
             keras.utils.set_random_seed(0)
-            importance = {"plain fit": None, "l2": ones, "ewc": fisher}[method]
-            penalty = regularizers.penalty_for(strength or 0.0, theta_a, importance)
-            net = model.load_model(anchor_path, penalty=penalty)
+            net = model.load_model(anchor_path, penalty=regularizers.penalty_for(strength or 0.0, theta_a, importance))
             net.compile(optimizer=keras.optimizers.SGD(0.02), metrics=["accuracy"],
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), **kwargs)
-            times = []
-            for _ in range(epochs + 1):
+            nets[method] = net
+        times = {method: [] for method in nets}
+        for _ in range(rounds + 1):
+            for method, net in nets.items():
                 start = time.perf_counter()
                 net.fit(x, y, batch_size=128, epochs=1, verbose=0)
-                times.append(time.perf_counter() - start)
-            rate = len(x) / min(times[1:])
-            if strength is None:
-                plain[label] = rate
-            rows.append([label, method, rate, rate / plain[label]])
+                times[method].append(time.perf_counter() - start)
+        rates = {method: len(x) / min(t[1:]) for method, t in times.items()}
+        rows += [[label, method, rate, rate / rates["plain fit"]] for method, rate in rates.items()]
     return rows
 
 
@@ -218,8 +220,9 @@ def queue_speedup(tmp: Path, lambdas=(100, 200, 400, 800)) -> list[list]:
     subprocess.run(["git", "add", "-A"], cwd=tmp, check=True)
     subprocess.run(git + ["commit", "-qm", "results"], cwd=tmp, check=False)
     rows = []
-    for jobs, offset in ((1, 0), (2, 1)):  # offset: new λ values, so that the run-cache cannot answer
-        for value in lambdas:
+    # a warm-up experiment (untimed): the first queue start also starts DVC's task-queue worker machinery
+    for jobs, offset, values in ((1, 7, lambdas[:1]), (1, 0, lambdas), (2, 1, lambdas)):  # offset: new λ values, so
+        for value in values:                                                                # the run-cache cannot answer
             _dvc(tmp, "exp", "run", "--queue", "-S", f"train_b.ewc.lambda={value + offset}")
         start = time.perf_counter()
         _dvc(tmp, "queue", "start", "--jobs", str(jobs))
@@ -231,7 +234,8 @@ def queue_speedup(tmp: Path, lambdas=(100, 200, 400, 800)) -> list[list]:
                 break
             time.sleep(1)
         seconds = time.perf_counter() - start
-        rows.append([jobs, len(lambdas), len(re.findall(r"\bSuccess\b", status)), seconds])
+        rows.append([jobs, len(values), len(re.findall(r"\bSuccess\b", status)), seconds])
+    rows = rows[1:]
     base = rows[0][3]
     return [row + [base / row[3]] for row in rows]  # "succeeded" counts every finished experiment so far
 
@@ -239,7 +243,7 @@ def queue_speedup(tmp: Path, lambdas=(100, 200, 400, 800)) -> list[list]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-pipeline", action="store_true")
-    parser.add_argument("--loop-examples", type=int, default=200, help="examples for the per-example loop (slow)")
+    parser.add_argument("--loop-examples", type=int, default=100, help="examples for the per-example loop (slow)")
     parser.add_argument("--slow-fisher", action="store_true",
                         help="also run the vectorised Fisher on all examples at 1,000 units (~7 min more)")
     args = parser.parse_args()
