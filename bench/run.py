@@ -40,12 +40,12 @@ def table(title: str, header: list[str], rows: list[list]) -> None:
     sys.stdout.flush()
 
 
-def gemm_gflops(n: int = 1024, repeats: int = 20) -> dict[str, float]:
-    """Dense float32 matmul throughput (GFLOP/s) of NumPy and TF on this CPU, best of `repeats`."""
+def gemm_gflops(n: int = 1024, repeats: int = 20, dtype: str = "float32") -> dict[str, float]:
+    """Dense matmul throughput (GFLOP/s) of NumPy and TF on this CPU in `dtype`, best of `repeats`."""
     import numpy as np
     import tensorflow as tf
 
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a = np.random.default_rng(0).random((n, n)).astype(dtype)
     out = {}
     for name, fn in (("numpy", lambda: a @ a), ("tensorflow", lambda: tf.matmul(ta, ta).numpy())):
         ta = tf.constant(a)
@@ -62,26 +62,30 @@ def _timed(fn) -> float:
 
 
 def training_throughput(task_b, anchor_path: Path, rounds: int = 5) -> list[list]:
-    """Examples/s of one epoch of task B per method and compile option: the three methods of an option take turns,
-    one epoch each per round (so a change in the machine's load hits all three alike), best of `rounds` after a
-    warm-up round."""
+    """Examples/s of one epoch of task B per method, compile option and precision: the three methods of an option
+    take turns, one epoch each per round (so a change in the machine's load hits all three alike), best of `rounds`
+    after a warm-up round."""
     import keras
     import numpy as np
 
     from cllab import model, regularizers
+    from cllab.runtime import set_precision
 
     anchor = model.load_model(anchor_path)
     theta_a, fisher = model.get_weights(anchor), model.load_importance(anchor_path)
     ones = {k: np.ones_like(v) for k, v in theta_a.items()}
     x, y = task_b["x_train"], task_b["y_train"]
     methods = (("plain fit", None, None), ("l2", 0.3, ones), ("ewc", 2000.0, fisher))
+    default = {"steps_per_execution": model.STEPS_PER_EXECUTION}
     options = [
-        ("one step per call", {"steps_per_execution": 1}),
-        ("`jit_compile=True`", {"steps_per_execution": 1, "jit_compile": True}),
-        (f"`steps_per_execution={model.STEPS_PER_EXECUTION}` (default)", {"steps_per_execution": model.STEPS_PER_EXECUTION}),
+        ("one step per call", {"steps_per_execution": 1}, "float64"),
+        ("`jit_compile=True`", {"steps_per_execution": 1, "jit_compile": True}, "float64"),
+        (f"`steps_per_execution={model.STEPS_PER_EXECUTION}` (default)", default, "float64"),
+        (f"`steps_per_execution={model.STEPS_PER_EXECUTION}`", default, "float32"),
     ]
     rows = []
-    for label, kwargs in options:
+    for label, kwargs, precision in options:
+        set_precision(precision)
         nets = {}
         for method, strength, importance in methods:
             keras.utils.set_random_seed(0)
@@ -96,7 +100,8 @@ def training_throughput(task_b, anchor_path: Path, rounds: int = 5) -> list[list
                 net.fit(x, y, batch_size=128, epochs=1, verbose=0)
                 times[method].append(time.perf_counter() - start)
         rates = {method: len(x) / min(t[1:]) for method, t in times.items()}
-        rows += [[label, method, rate, rate / rates["plain fit"]] for method, rate in rates.items()]
+        rows += [[label, precision, method, rate, rate / rates["plain fit"]] for method, rate in rates.items()]
+    set_precision("float64")
     return rows
 
 
@@ -260,20 +265,24 @@ def main() -> None:
     print(f"# Benchmark, {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}")
 
-    gemm = gemm_gflops()
-    table("Dense float32 GEMM (1024×1024), best of 20", ["library", "GFLOP/s"], [[k, v] for k, v in gemm.items()])
-    floor = max(gemm.values())
+    gemm = {dtype: gemm_gflops(dtype=dtype) for dtype in ("float32", "float64")}
+    table("Dense GEMM (1024×1024), best of 20", ["precision", "library", "GFLOP/s"],
+          [[dtype, k, v] for dtype, rates in gemm.items() for k, v in rates.items()])
 
     task_b = io.load_npz(ROOT / "data/prepared/task_b.npz")
     rows = training_throughput(task_b, ROOT / "models/0/anchors/ewc.npz")
     table("Training throughput on task B (27,457 examples, batch 128, SGD)",
-          ["compile option", "training", "examples/s", "ratio to plain fit"], rows)
-    best_plain = max(r[2] for r in rows if r[1] == "plain fit")
+          ["compile option", "precision", "training", "examples/s", "ratio to plain fit"], rows)
     flops = epoch_flops(128, len(task_b["x_train"]))
-    table("One epoch against the machine's matmul floor",
-          ["epoch FLOPs", "floor (s) at best GEMM rate", "measured (s), best plain fit", "measured / floor"],
-          [[flops, flops / (floor * 1e9), len(task_b["x_train"]) / best_plain,
-            (len(task_b["x_train"]) / best_plain) / (flops / (floor * 1e9))]])
+    floor_rows = []
+    for precision in ("float64", "float32"):
+        floor = max(gemm[precision].values())
+        best_plain = max(r[3] for r in rows if r[1] == precision and r[2] == "plain fit")
+        floor_rows.append([precision, flops, flops / (floor * 1e9), len(task_b["x_train"]) / best_plain,
+                           (len(task_b["x_train"]) / best_plain) / (flops / (floor * 1e9))])
+    table("One epoch against the machine's matmul floor (of the same precision)",
+          ["precision", "epoch FLOPs", "floor (s) at best GEMM rate", "measured (s), best plain fit", "measured / floor"],
+          floor_rows)
 
     rows = []
     for hidden in (128, 1000):

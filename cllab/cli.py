@@ -16,11 +16,11 @@ def load_params(path: str = "params.yaml") -> dict[str, Any]:
 
 
 def start(params: dict[str, Any], seed: int) -> None:
-    """Import TensorFlow quietly, then seed everything, enable op determinism and pin the thread count."""
+    """Import TensorFlow quietly, then seed everything, enable op determinism, pin the thread count and precision."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from cllab.runtime import set_determinism
 
-    set_determinism(seed, params["runtime"]["threads"])
+    set_determinism(seed, params["runtime"]["threads"], params["runtime"]["precision"])
 
 
 def seed_arg(value: str) -> int:

@@ -84,24 +84,25 @@ def _batches(n: int, batch_size: int):
 
 
 def _named(model: keras.Model, arrays: list[np.ndarray], n: int) -> dict[str, np.ndarray]:
-    return {name: (a / n).astype(np.float32) for name, a in zip(weight_names(model), arrays)}
+    dtype = model.trainable_weights[0].dtype  # stored in the model's precision
+    return {name: (a / n).astype(dtype) for name, a in zip(weight_names(model), arrays)}
 
 
 def _sum_batches(batch_sums: Callable, x: np.ndarray, weights: np.ndarray | None, batch_size: int) -> list[np.ndarray]:
     """Σ over batches of batch_sums(x_batch[, weights_batch]), accumulated in float64."""
     totals = None
     for rows in _batches(len(x), batch_size):
-        args = [tf.constant(x[rows], tf.float32)]
+        args = [tf.constant(x[rows], keras.config.floatx())]
         if weights is not None:
-            args.append(tf.constant(weights[rows], tf.float32))
+            args.append(tf.constant(weights[rows], keras.config.floatx()))
         part = [p.numpy().astype(np.float64) for p in batch_sums(*args)]
         totals = part if totals is None else [t + p for t, p in zip(totals, part)]
     return totals
 
 
 def _spec(x: np.ndarray) -> tf.TensorSpec:
-    """A float32 batch of x's examples, of any length: the full batches and the last, shorter one share one trace."""
-    return tf.TensorSpec([None, *x.shape[1:]], tf.float32)
+    """A batch of x's examples (Keras' float type), of any length: full batches and the last share one trace."""
+    return tf.TensorSpec([None, *x.shape[1:]], keras.config.floatx())
 
 
 def _dense_forward(model: keras.Model, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor], tf.Tensor]:
@@ -146,7 +147,7 @@ def fisher_dense(model: keras.Model, x: np.ndarray, weights: np.ndarray, batch_s
     one_hot = weights.max(axis=1) == weights.sum(axis=1)  # at most one class per example
     classes = [None] if bool(np.all(one_hot)) else list(range(num_classes))
 
-    @tf.function(input_signature=[_spec(x), tf.TensorSpec([None, num_classes], tf.float32)])  # one trace, any batch
+    @tf.function(input_signature=[_spec(x), tf.TensorSpec([None, num_classes], keras.config.floatx())])  # one trace, any batch
     def batch_sums(xb, wb):
         with tf.GradientTape(persistent=True) as tape:
             inputs, outputs, logits = _dense_forward(model, xb)
@@ -271,7 +272,7 @@ def si_importance(
     if xi <= 0:
         raise ValueError(f"SI's xi must be > 0, got {xi}")
     return {
-        name: (np.maximum(path_integral[name], 0.0) / (np.square(end[name] - start[name]) + xi)).astype(np.float32)
+        name: (np.maximum(path_integral[name], 0.0) / (np.square(end[name] - start[name]) + xi)).astype(end[name].dtype)
         for name in end
     }
 

@@ -38,7 +38,7 @@ class ContinualClassifier(keras.Sequential):
         self.penalty_tracker = keras.metrics.Mean(name="penalty") if penalty is not None else None
         # SI's ω = Σ_steps −g·Δθ, accumulated by train_step when asked for (training task A)
         self.path_integral = (
-            [keras.Variable(np.zeros(w.shape, np.float32), trainable=False, name=f"omega_{i}")
+            [keras.Variable(np.zeros(w.shape, w.dtype), trainable=False, name=f"omega_{i}")
              for i, w in enumerate(self.trainable_weights)]
             if track_path_integral else None
         )
@@ -174,7 +174,7 @@ def predict_logits(model: keras.Model, x: np.ndarray, batch_size: int = 1024) ->
     """
     return np.concatenate(
         [np.asarray(model(x[i:i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    ) if len(x) else np.zeros((0, model.output_shape[-1]), np.float32)
+    ) if len(x) else np.zeros((0, model.output_shape[-1]), keras.config.floatx())
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> float:

@@ -14,6 +14,7 @@ from cllab.errors import LabError
 METHODS = ("none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si", "mas")
 FISHER_KINDS = ("exact", "sampled", "empirical")
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float64", "float32")
 
 
 class ParamsError(LabError, ValueError):
@@ -88,7 +89,7 @@ LAMBDA = {"lambda": num_at_least(0.0)}
 SCHEMA: dict[str, Any] = {
     "seeds": unique_list_of(int_at_least(0)),
     "methods": unique_list_of(one_of(*METHODS)),
-    "runtime": {"threads": int_at_least(1)},
+    "runtime": {"threads": int_at_least(1), "precision": one_of(*PRECISIONS)},
     "prepare": {"raw_dir": text(), "tfds_dir": text(), "val_fraction": fraction(), "val_seed": int_at_least(0)},
     "model": {"hidden_units": int_at_least(1), "dropout": Spec(lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")},
     "train_joint": TRAINING,

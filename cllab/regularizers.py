@@ -16,15 +16,18 @@ import tensorflow as tf
 class QuadraticPenalty:
     """λ/2·Σ Ω(θ − θ*)² over a model's trainable weights, given in the model's order."""
 
-    def __init__(self, anchor: Sequence[np.ndarray], importance: Sequence[np.ndarray], strength: float) -> None:
+    def __init__(
+        self, anchor: Sequence[np.ndarray], importance: Sequence[np.ndarray], strength: float, dtype: str | None = None
+    ) -> None:
         if len(anchor) != len(importance):
             raise ValueError(f"{len(anchor)} anchor tensors but {len(importance)} importance tensors")
         for i, (a, o) in enumerate(zip(anchor, importance)):
             if a.shape != o.shape:
                 raise ValueError(f"tensor {i}: anchor shape {a.shape} != importance shape {o.shape}")
         self.strength = float(strength)
-        self.anchor = [tf.constant(a, dtype=tf.float32) for a in anchor]
-        self.importance = [tf.constant(o, dtype=tf.float32) for o in importance]
+        dtype = dtype or keras.config.floatx()  # the weights' float type
+        self.anchor = [tf.constant(a, dtype=dtype) for a in anchor]
+        self.importance = [tf.constant(o, dtype=dtype) for o in importance]
 
     def __call__(self, weights: Sequence[keras.Variable]) -> tf.Tensor:
         total = tf.add_n(

@@ -45,9 +45,10 @@ def paired_table(paired: Mapping[str, Mapping], seeds: int) -> str:
 
 def markdown(
     rows: Sequence[Mapping], lambdas: Mapping[str, float], seeds: Sequence[int], figures: Mapping[str, str],
-    paired: Mapping[str, Mapping] | None = None,
+    paired: Mapping[str, Mapping] | None = None, provenance: Mapping | None = None,
 ) -> str:
-    """The whole report; `figures` maps a caption to a PNG path relative to the report."""
+    """The whole report; `figures` maps a caption to a PNG path relative to the report; `provenance` (the machine
+    and software that made the results, cllab.provenance) ends it."""
     parts = [
         "# Split MNIST: forgetting and the penalties that prevent it",
         "",
@@ -71,4 +72,16 @@ def markdown(
         ]
     for caption, path in figures.items():
         parts += [f"## {caption}", "", f"![{caption}]({path})", ""]
+    if provenance:
+        from cllab.provenance import markdown as provenance_table
+
+        parts += [
+            "## Where these results were made (provenance.json)",
+            "",
+            "Byte-identical results are expected only where these entries match (README: what reproduces where);",
+            "elsewhere every number agrees within the measured tolerances (`bash scripts/check_reproduction.sh`).",
+            "",
+            provenance_table(provenance),
+            "",
+        ]
     return "\n".join(parts)

@@ -1,25 +1,41 @@
 #!/usr/bin/env bash
-# Prove that the committed results reproduce: run the pipeline (and with --with-sweep the λ sweep in sweep/dvc.yaml)
-# and fail if the lock files, metrics/ or the sweep's table differ from what git has. Run it in a clean clone (it
-# refuses a tree with uncommitted changes to those files).
+# Prove that the committed results reproduce, on this machine whatever its CPU. Two checks, both must pass:
+#  1. Agrees with the committed results: run the pipeline, then compare with git (scripts/reproduce.py compare):
+#     byte for byte where this machine matches the committed provenance.json, else every number of metrics/ within
+#     the tolerances measured for a change of CPU (cllab/reproduction.py); a table names the numbers that moved.
+#  2. Deterministic here: rerun every stage of the first seed (plus prepare, evaluate, plot: every stage kind) and
+#     require byte-identical outputs (dvc.lock's hashes unchanged). Needs no commit from this machine.
+# Run it in a clean clone (it refuses uncommitted changes to the results, dvc.yaml files or params.yaml).
 #   bash scripts/check_reproduction.sh                 # dvc repro (from an empty cache this runs every stage)
-#   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~18 min more)
+#   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~20 min more)
 #   bash scripts/check_reproduction.sh --force         # rerun every stage even if DVC thinks it is up to date
+#   bash scripts/check_reproduction.sh --record        # make new results here: write provenance.json, dvc repro;
+#                                                      # then commit dvc.lock, metrics/, plots/, report.md, provenance.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_NO_ANALYTICS=1
 
-with_sweep=0
+with_sweep=0 record=0
 args=()
 for a in "$@"; do
-  if [ "$a" = "--with-sweep" ]; then with_sweep=1; else args+=("$a"); fi
+  case "$a" in
+    --with-sweep) with_sweep=1 ;;
+    --record) record=1 ;;
+    --force) args+=("$a") ;;
+    *) echo "check_reproduction: unknown option $a (expected --with-sweep, --force or --record)" >&2; exit 2 ;;
+  esac
 done
-checked=(dvc.lock metrics)
+checked=(dvc.lock metrics provenance.json)
 [ "$with_sweep" = 1 ] && checked+=(sweep/dvc.lock sweep/front.csv)
-if [ -n "$(git status --porcelain --untracked-files=no -- "${checked[@]}" dvc.yaml sweep/dvc.yaml params.yaml)" ]; then
+if [ "$record" = 0 ] && [ -n "$(git status --porcelain --untracked-files=no -- "${checked[@]}" dvc.yaml sweep/dvc.yaml params.yaml)" ]; then
   echo "check_reproduction: ${checked[*]}, the dvc.yaml files or params.yaml have uncommitted changes; commit or stash them first" >&2
   exit 2
 fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python scripts/reproduce.py provenance --out "$tmp/here.json" >/dev/null
+[ "$record" = 1 ] && cp "$tmp/here.json" provenance.json   # before repro: the report (plot stage) shows it
 
 start=$(date +%s)
 dvc repro "${args[@]}"
@@ -29,13 +45,27 @@ if [ "$with_sweep" = 1 ]; then
   dvc repro "${args[@]}" sweep/dvc.yaml
   echo "dvc repro sweep/dvc.yaml took $(( $(date +%s) - start )) s"
 fi
-
-if git diff --quiet -- "${checked[@]}"; then
-  echo "REPRODUCED: ${checked[*]} are identical to the committed ones"
-else
-  echo "NOT REPRODUCED: the pipeline's results differ from the committed ones" >&2
-  git --no-pager diff --stat -- "${checked[@]}" >&2
-  dvc metrics diff HEAD >&2 || true
-  git --no-pager diff -- metrics/ | head -100 >&2
-  exit 1
+if [ "$record" = 1 ]; then
+  echo "recorded: commit ${checked[*]}, plots/ and report.md"
+  exit 0
 fi
+
+status=0
+compare_args=(--here "$tmp/here.json")
+[ "$with_sweep" = 1 ] && compare_args+=(--with-sweep)
+python scripts/reproduce.py compare "${compare_args[@]}" || status=1
+
+# 2. Deterministic here: every stage of the first seed again, forced; its outputs' hashes must not change.
+seed=$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['seeds'][0])")
+mapfile -t stages < <(dvc stage list --name-only | grep -E "^(prepare|evaluate|plot)$|@${seed}(-|$)")
+cp dvc.lock "$tmp/dvc.lock"
+start=$(date +%s)
+dvc repro --force --single-item "${stages[@]}" >"$tmp/rerun.log" 2>&1 || { cat "$tmp/rerun.log" >&2; exit 1; }
+if cmp -s dvc.lock "$tmp/dvc.lock"; then
+  echo "DETERMINISTIC: ${#stages[@]} stages (seed $seed, every stage kind) rerun, outputs byte-identical ($(( $(date +%s) - start )) s)"
+else
+  echo "NOT DETERMINISTIC: rerunning seed $seed's stages on this machine changed outputs:" >&2
+  diff "$tmp/dvc.lock" dvc.lock | grep -E '^[<>] +(- path|  md5|path):' | head -40 >&2 || true
+  status=1
+fi
+exit "$status"

@@ -15,6 +15,7 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--out-dir", type=Path, default=Path("plots"))
     parser.add_argument("--report", type=Path, default=Path("report.md"))
+    parser.add_argument("--provenance", type=Path, default=Path("provenance.json"), help="shown at the report's end")
     args = parser.parse_args()
     params = cli.load_params()
     p, seeds, methods = params["plot"], params["seeds"], params["methods"]
@@ -50,7 +51,8 @@ def main() -> None:
         io.save_csv(args.out_dir / f"forgetting_{column}.csv", table, ["epoch", *methods])
     lambdas = {m: params["train_b"][m]["lambda"] for m in methods}
     paired = json.loads(args.metrics.read_text()).get("paired_vs_l2")
-    io.write_bytes(args.report, report.markdown(rows, lambdas, seeds, figures, paired).encode())
+    made_on = json.loads(args.provenance.read_text()) if args.provenance.exists() else None
+    io.write_bytes(args.report, report.markdown(rows, lambdas, seeds, figures, paired, made_on).encode())
 
 
 if __name__ == "__main__":

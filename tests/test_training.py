@@ -131,3 +131,43 @@ def test_task_accuracies_cover_val_and_test_of_every_task():
     assert set(acc) == {"val", "test"} and set(acc["test"]) == {"a", "b"}
     assert acc["test"]["a"] == model.accuracy(net, x, y) and acc["val"]["a"] == model.accuracy(net, x[:8], y[:8])
     assert acc["test"]["a"] + acc["test"]["b"] <= 1.0  # a label and its shifted copy cannot both be right
+
+
+@pytest.fixture
+def float64():
+    """Keras' float type set to float64 (runtime.precision's default) for one test, then restored."""
+    from cllab.runtime import set_precision
+
+    before = keras.config.floatx()
+    set_precision("float64")
+    yield
+    set_precision(before)
+
+
+def test_float64_precision_trains_penalises_and_measures_importance_in_float64(float64):
+    from cllab import importance
+    from cllab.runtime import set_precision
+
+    x, y = _batch()  # float32 pixels, as prepare writes them
+    anchor = model.get_weights(_net(1))
+    assert all(v.dtype == np.float64 for v in anchor.values())
+    fisher = importance.fisher_diagonal(_net(1), x, "exact")
+    assert all(v.dtype == np.float64 for v in fisher.values())
+    net = _net(2, regularizers.penalty_for(10.0, anchor, fisher))
+    start = model.get_weights(net)
+    assert net.penalty(net.trainable_weights).dtype == tf.float64
+    model.compile_model(net, "sgd", 0.1)
+    history = training.fit(net, x, y, epochs=2, batch_size=len(x), verbose=0)
+    after64 = model.get_weights(net)
+    assert history["penalty"][0] > 0 and all(v.dtype == np.float64 for v in after64.values())
+    # the same two steps from the same start in float32 round differently: the precision is real, not a label
+    set_precision("float32")
+    net32 = _net(2, regularizers.penalty_for(10.0, anchor, fisher))
+    model.set_weights(net32, start)
+    model.compile_model(net32, "sgd", 0.1)
+    training.fit(net32, x, y, epochs=2, batch_size=len(x), verbose=0)
+    after32 = model.get_weights(net32)
+    assert all(v.dtype == np.float32 for v in after32.values())
+    assert any(not np.array_equal(after32[k].astype(np.float64), after64[k]) for k in after64)
+    for k in after64:
+        np.testing.assert_allclose(after32[k], after64[k], rtol=1e-4, atol=1e-5)

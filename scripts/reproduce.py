@@ -1,0 +1,146 @@
+"""The reproduction check's two halves and its measuring tool (scripts/check_reproduction.sh runs them):
+
+  python scripts/reproduce.py provenance [--out provenance.json]  # this machine's facts (what decides the bytes)
+  python scripts/reproduce.py compare [--rev HEAD] [--with-sweep]  # results here vs committed, byte or tolerance
+  python scripts/reproduce.py spread DIR DIR [DIR ...]             # largest differences between result sets
+
+`compare` is byte for byte where this machine matches the committed provenance.json, and within
+cllab.reproduction.TOLERANCES elsewhere; it exits 1 with a table of the numbers that moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cllab import params as params_lib  # noqa: E402
+from cllab import provenance, reproduction  # noqa: E402
+
+PROVENANCE = "provenance.json"
+# result file -> how to read its numbers (JSON leaves, or CSV cells keyed by the listed columns)
+RESULTS = {
+    "metrics/test.json": ("test", None),
+    "metrics/validation.json": ("validation", None),
+    "metrics/test_per_seed.csv": ("per_seed.test", ("seed", "method")),
+    "metrics/validation_per_seed.csv": ("per_seed.validation", ("seed", "method")),
+}
+SWEEP_RESULTS = {"sweep/front.csv": ("per_seed.sweep", ("method", "optimizer", "hidden_units", "lambda"))}
+BYTE_CHECKED = ["dvc.lock", "metrics"]
+SWEEP_BYTE_CHECKED = ["sweep/dvc.lock", "sweep/front.csv"]
+
+
+def numbers(read: Callable[[str], str], files: dict) -> dict:
+    """All numbers of the result files, read through `read(path) -> text`."""
+    out = {}
+    for path, (prefix, keys) in files.items():
+        text = read(path)
+        out.update(reproduction.json_numbers(text, prefix) if keys is None else reproduction.csv_numbers(text, prefix, keys))
+    return out
+
+
+def git_show(rev: str, path: str) -> str:
+    done = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"reproduce: {path} is not committed at {rev} ({done.stderr.strip()})")
+    return done.stdout
+
+
+def read_here(path: str) -> str:
+    try:
+        return (ROOT / path).read_text()
+    except FileNotFoundError:
+        raise SystemExit(f"reproduce: {path} is missing here (run dvc repro first)") from None
+
+
+def here_provenance(path: Path | None) -> dict:
+    if path is not None:
+        return json.loads(path.read_text())
+    return provenance.collect(params_lib.load(str(ROOT / "params.yaml"))["runtime"])
+
+
+def cmd_provenance(args: argparse.Namespace) -> int:
+    record = here_provenance(None)
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    if args.out:
+        from cllab import io
+
+        io.write_bytes(args.out, text.encode())
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    recorded = json.loads(git_show(args.rev, PROVENANCE))
+    here = here_provenance(args.here)
+    files = {**RESULTS, **(SWEEP_RESULTS if args.with_sweep else {})}
+    byte_paths = BYTE_CHECKED + (SWEEP_BYTE_CHECKED if args.with_sweep else [])
+    identical = subprocess.run(["git", "diff", "--quiet", args.rev, "--", *byte_paths], cwd=ROOT).returncode == 0
+    committed = numbers(lambda p: git_show(args.rev, p), files)
+    tolerances = reproduction.tolerances(int(committed.get("test.seeds") or 1))
+    diffs = reproduction.compare(committed, numbers(read_here, files), tolerances)
+    moved = reproduction.moved_table(diffs)
+    apart = provenance.differences(recorded, here)
+    if not apart:
+        print(f"this machine matches {PROVENANCE}: results must be byte-identical ({', '.join(byte_paths)})")
+        if identical:
+            print(f"REPRODUCED: {', '.join(byte_paths)} are byte-identical to {args.rev}")
+            return 0
+        print(f"NOT REPRODUCED: the results differ from {args.rev} on a machine that matches its provenance",
+              file=sys.stderr)
+        subprocess.run(["git", "--no-pager", "diff", "--stat", args.rev, "--", *byte_paths], cwd=ROOT)
+        print(moved or "(no metric beyond its tolerance: the bytes moved, the numbers barely)", file=sys.stderr)
+        return 1
+    print(f"this machine differs from {PROVENANCE} in:")
+    for key, was, now in apart:
+        print(f"  {key}: {was!r} -> {now!r}")
+    spread = reproduction.spread_by_kind(diffs)
+    print("largest differences: " + ", ".join(f"{k} {v:.4f} (allowed {tolerances[k]:.4g})"
+                                               for k, v in sorted(spread.items())))
+    if moved:
+        print(f"NOT REPRODUCED: {sum(not d.ok for d in diffs)} of {len(diffs)} numbers moved beyond what a change of "
+              f"CPU does:\n{moved}", file=sys.stderr)
+        return 1
+    print(f"REPRODUCED within tolerance: all {len(diffs)} numbers agree with {args.rev} "
+          f"({'and the bytes are identical too' if identical else 'the bytes differ'})")
+    return 0
+
+
+def cmd_spread(args: argparse.Namespace) -> int:
+    sets = {d: numbers(lambda p, d=d: (Path(d) / p).read_text(), RESULTS) for d in args.dirs}
+    first, *others = args.dirs
+    total: dict[str, float] = {}
+    for other in others:
+        spread = reproduction.spread_by_kind(reproduction.compare(sets[first], sets[other]))
+        print(f"{first} vs {other}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(spread.items())))
+        for k, v in spread.items():
+            total[k] = max(total.get(k, 0.0), v)
+    print("largest: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(total.items())))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("provenance", help="this machine's provenance as JSON")
+    p.add_argument("--out", type=Path, help=f"write it here (e.g. {PROVENANCE}) instead of printing it")
+    c = sub.add_parser("compare", help="the results here against a commit's")
+    c.add_argument("--rev", default="HEAD")
+    c.add_argument("--with-sweep", action="store_true", help="also the λ sweep's table")
+    c.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
+    s = sub.add_parser("spread", help="largest differences between result sets (directories holding metrics/)")
+    s.add_argument("dirs", nargs="+")
+    args = parser.parse_args()
+    return {"provenance": cmd_provenance, "compare": cmd_compare, "spread": cmd_spread}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

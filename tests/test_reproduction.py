@@ -1,0 +1,110 @@
+"""The reproduction check's pieces: reading every number of the results, tolerances by kind, the table of numbers
+that moved, and which provenance entries decide byte-identity."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from cllab import provenance, reproduction
+
+
+def test_json_numbers_reads_every_leaf_by_dotted_path_including_nulls():
+    text = json.dumps({"methods": {"ewc": {"forgetting": {"mean": 0.1, "ci95": None}}}, "seeds": 5})
+    assert reproduction.json_numbers(text, "test") == {
+        "test.methods.ewc.forgetting.mean": 0.1, "test.methods.ewc.forgetting.ci95": None, "test.seeds": 5}
+
+
+def test_csv_numbers_keys_rows_by_their_identifying_columns():
+    text = "seed,method,forgetting,diverged\n0,ewc,0.25,False\n1,ewc,0.5,True\n"
+    assert reproduction.csv_numbers(text, "per_seed.test", ["seed", "method"]) == {
+        "per_seed.test.0.ewc.forgetting": 0.25, "per_seed.test.0.ewc.diverged": "False",
+        "per_seed.test.1.ewc.forgetting": 0.5, "per_seed.test.1.ewc.diverged": "True"}
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("test.methods.ewc.forgetting.mean", "mean"),
+    ("test.paired_vs_l2.ewc.acc_a_after_b.ci95", "ci95"),
+    ("test.paired_vs_l2.ewc.seeds_better_on_average_accuracy", "count"),
+    ("per_seed.test.0.ewc.forgetting", "per_seed"),
+    ("per_seed.sweep.ewc.sgd.128.100.0000.test_acc_a", "per_seed"),
+])
+def test_kind_of_a_number_follows_its_name(name, kind):
+    assert reproduction.kind_of(name) == kind
+
+
+def test_numbers_within_their_kinds_tolerance_agree_and_beyond_it_do_not():
+    tol = {"mean": 0.01, "ci95": 0.02, "per_seed": 0.05, "count": 1}
+    committed = {"t.a.mean": 0.80, "t.a.ci95": 0.02, "per_seed.t.0.a": 0.70, "t.n.seeds_better_x": 3}
+    close = {"t.a.mean": 0.809, "t.a.ci95": 0.039, "per_seed.t.0.a": 0.749, "t.n.seeds_better_x": 4}
+    far = {"t.a.mean": 0.82, "t.a.ci95": 0.02, "per_seed.t.0.a": 0.70, "t.n.seeds_better_x": 3}
+    assert all(d.ok for d in reproduction.compare(committed, close, tol))
+    moved = [d.name for d in reproduction.compare(committed, far, tol) if not d.ok]
+    assert moved == ["t.a.mean"]
+
+
+def test_a_number_missing_on_one_side_or_a_changed_flag_never_agrees():
+    tol = {"mean": 1.0, "ci95": 1.0, "per_seed": 1.0, "count": 1}
+    diffs = {d.name: d for d in reproduction.compare(
+        {"t.a.mean": 0.5, "per_seed.s.0.diverged": "False"}, {"t.b.mean": 0.5, "per_seed.s.0.diverged": "True"}, tol)}
+    assert not diffs["t.a.mean"].ok and not diffs["t.b.mean"].ok and not diffs["per_seed.s.0.diverged"].ok
+    # an undefined interval (one seed) equals an undefined interval
+    assert reproduction.compare({"t.a.ci95": None}, {"t.a.ci95": None}, tol)[0].ok
+
+
+def test_moved_table_names_each_moved_number_with_both_values_largest_move_first():
+    tol = {"mean": 0.01, "ci95": 0.02, "per_seed": 0.05, "count": 1}
+    diffs = reproduction.compare({"t.ewc.mean": 0.80, "t.l2.mean": 0.70, "t.si.mean": 0.6},
+                                 {"t.ewc.mean": 0.90, "t.l2.mean": 0.72, "t.si.mean": 0.6}, tol)
+    lines = reproduction.moved_table(diffs).splitlines()
+    assert lines[0].split() == ["metric", "committed", "here", "|Δ|", "allowed"]
+    assert lines[1].split() == ["t.ewc.mean", "0.8000", "0.9000", "0.1000", "0.0100"]
+    assert lines[2].split()[0] == "t.l2.mean" and len(lines) == 3
+    assert reproduction.moved_table(reproduction.compare({"x.mean": 1.0}, {"x.mean": 1.0}, tol)) == ""
+
+
+def test_spread_by_kind_is_the_largest_finite_difference_of_each_kind():
+    diffs = reproduction.compare({"a.mean": 0.5, "b.mean": 0.5, "per_seed.c": 0.1, "d.mean": 0.1},
+                                 {"a.mean": 0.51, "b.mean": 0.47, "per_seed.c": 0.2})
+    spread = reproduction.spread_by_kind(diffs)
+    assert spread["mean"] == pytest.approx(0.03) and spread["per_seed"] == pytest.approx(0.1)
+    assert all(math.isfinite(v) for v in spread.values())
+
+
+def test_provenance_records_what_decides_the_bytes_without_importing_tensorflow():
+    record = provenance.collect({"threads": 2, "precision": "float64"}, tensorflow={"onednn_isa": "AVX2", "gpus": []})
+    assert record["runtime"] == {"threads": 2, "precision": "float64"}
+    assert record["onednn_isa"] == "AVX2" and record["gpus"] == []
+    assert {"model", "flags", "l1d", "l2"} <= set(record["cpu"])
+    assert {"tensorflow", "tensorflow-cpu", "keras", "numpy", "dvc"} <= set(record["versions"])
+    assert record["python"]["version"].count(".") == 2 and record["os"]["system"]
+
+
+def test_provenance_differences_ignore_descriptive_entries_and_name_the_ones_that_matter():
+    base = provenance.collect({"threads": 2, "precision": "float64"}, tensorflow={"onednn_isa": "AVX-512", "gpus": []})
+    same_kernels = json.loads(json.dumps(base))
+    same_kernels["cpu"]["cores"] = 64
+    same_kernels["os"]["release"] = "another kernel"
+    assert provenance.differences(base, same_kernels) == []
+    other = json.loads(json.dumps(base))
+    other["onednn_isa"] = "AVX2"
+    other["env"] = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    other["runtime"]["precision"] = "float32"
+    assert [key for key, _, _ in provenance.differences(base, other)] == [
+        "env.ONEDNN_MAX_CPU_ISA", "onednn_isa", "runtime.precision"]
+
+
+def test_provenance_table_lists_every_entry():
+    record = {"cpu": {"model": "X", "flags": ["avx", "avx2"], "l1d": None}, "gpus": []}
+    table = provenance.markdown(record)
+    assert "| cpu.model | X |" in table and "| cpu.flags | avx, avx2 |" in table and "| cpu.l1d | — |" in table
+    assert "| gpus | — |" in table
+
+
+def test_a_means_tolerance_grows_as_seeds_shrink_but_never_beyond_one_seeds():
+    five, one = reproduction.tolerances(reproduction.MEASURED_SEEDS), reproduction.tolerances(1)
+    assert five == reproduction.TOLERANCES
+    assert five["mean"] < reproduction.tolerances(2)["mean"] < one["mean"] <= one["per_seed"]
+    assert reproduction.tolerances(20)["mean"] < five["mean"]

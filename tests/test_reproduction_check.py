@@ -1,0 +1,104 @@
+"""The reproduction check end to end on a small configuration: results recorded on this machine reproduce when the
+whole pipeline reruns under another oneDNN ISA (another CPU, emulated), and a deliberate regression in the code
+fails the check with a table of the metrics that moved, also where only the tolerance applies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_pipeline import copy_project, dvc, run, set_param
+
+pytestmark = pytest.mark.slow
+
+OTHER_CPU = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN then runs the kernels an AVX2-only CPU would
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment with this interpreter's bin first on PATH (the stages run `python -m ...`)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
+def sh(cwd: Path, *cmd: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env(**(extra or {})))
+
+
+def git(cwd: Path, *args: str) -> None:
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd)
+
+
+@pytest.fixture(scope="module")
+def recorded(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small project whose results were made and committed here with `check_reproduction.sh --record`."""
+    work = tmp_path_factory.mktemp("recorded")
+    copy_project(root, work)
+    (work / "provenance.json").unlink(missing_ok=True)
+    for key, value in {
+        "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 32,
+        "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "fisher.num_examples": 500,
+        "mas.num_examples": 500, "train_b.ewc.lambda": 100, "plot.dpi": 40, "seeds": [0], "methods": ["l2", "ewc"],
+    }.items():
+        set_param(work, key, value)
+    run(["git", "init", "-q"], work)
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "small")
+    done = sh(work, "bash", "scripts/check_reproduction.sh", "--record")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (work / "provenance.json").is_file() and "## Where these results were made" in (work / "report.md").read_text()
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "results")
+    return work
+
+
+def copy_of(project: Path, dest: Path) -> Path:
+    """A copy with git history, DVC cache and outputs: a changed stage reruns, nothing else."""
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
+
+
+def test_a_rerun_under_another_cpus_kernels_passes_the_whole_check(recorded: Path, tmp_path: Path):
+    other = copy_of(recorded, tmp_path / "other-cpu")
+    done = sh(other, "bash", "scripts/check_reproduction.sh", "--force", extra=OTHER_CPU)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "differs from provenance.json in" in out and "env.ONEDNN_MAX_CPU_ISA: None -> 'AVX2'" in out
+    assert "REPRODUCED within tolerance" in out
+    assert "the bytes are identical too" in out  # float64: the ISA does not reach Eigen's double kernels
+    assert "DETERMINISTIC:" in out
+
+
+def test_on_the_recording_machine_the_check_is_byte_for_byte(recorded: Path, tmp_path: Path):
+    same = copy_of(recorded, tmp_path / "same-cpu")
+    with (same / "metrics" / "test_per_seed.csv").open("a") as table:  # same numbers, one more byte
+        table.write("\n")
+    done = sh(same, sys.executable, "scripts/reproduce.py", "compare")
+    assert done.returncode == 1 and "results must be byte-identical" in done.stdout
+    assert "NOT REPRODUCED" in done.stderr
+
+
+@pytest.mark.parametrize("path,old,new,moved", [
+    # the exact Fisher without its p(y|x) weighting: every class's squared gradient counted in full
+    ("cllab/importance.py", "        return probs.astype(np.float64)\n", "        return np.ones_like(probs, np.float64)\n",
+     "test.methods.ewc."),
+    # task B's SGD with another learning rate than params.yaml says
+    ("cllab/model.py", "keras.optimizers.SGD(learning_rate=learning_rate)", "keras.optimizers.SGD(learning_rate=3 * learning_rate)",
+     "test.methods.l2."),
+])
+def test_a_regression_in_the_code_fails_the_check_with_a_table_of_what_moved(recorded, tmp_path, path, old, new, moved):
+    broken = copy_of(recorded, tmp_path / "broken")
+    source = (broken / path).read_text()
+    assert source.count(old) == 1
+    (broken / path).write_text(source.replace(old, new))
+    dvc(broken, "repro")
+    # on another CPU, where only the tolerance applies, as on this one, where bytes must match
+    for extra in (OTHER_CPU, {}):
+        done = sh(broken, sys.executable, "scripts/reproduce.py", "compare", extra=extra)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "NOT REPRODUCED" in done.stderr
+        table = done.stderr.splitlines()
+        header = next(i for i, line in enumerate(table) if line.split()[:3] == ["metric", "committed", "here"])
+        assert any(line.startswith(moved) for line in table[header + 1:]), done.stderr
