@@ -84,20 +84,22 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 a = tf.ones((64, 64)); tf.matmul(a, a).numpy()
-print("PROBE" + json.dumps({"gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}))
+print("PROBE" + json.dumps({"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                            "cuda_build": tf.test.is_built_with_cuda()}))
 """
 
 
 def probe_tensorflow(timeout: float = 120.0) -> dict[str, Any]:
     """Run a float32 matmul in a fresh TensorFlow with oneDNN's verbose log on: the ISA oneDNN dispatches to (None
-    if oneDNN ran no primitive, e.g. with TF_ENABLE_ONEDNN_OPTS=0) and the GPUs TensorFlow sees."""
+    if oneDNN ran no primitive, e.g. with TF_ENABLE_ONEDNN_OPTS=0), the GPUs TensorFlow sees and whether this
+    TensorFlow is a CUDA build (the `gpu` extra)."""
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"TensorFlow probe failed: {done.stderr.strip().splitlines()[-1:]}")
     isa = re.search(r"onednn_verbose,.*info,cpu,isa:(.+)", done.stdout + done.stderr)
     probe = json.loads(done.stdout.split("PROBE", 1)[1])
-    return {"onednn_isa": isa.group(1).strip() if isa else None, "gpus": probe["gpus"]}
+    return {"onednn_isa": isa.group(1).strip() if isa else None, "gpus": probe["gpus"], "cuda_build": probe["cuda_build"]}
 
 
 def collect(runtime: Mapping[str, Any], tensorflow: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -107,6 +109,7 @@ def collect(runtime: Mapping[str, Any], tensorflow: Mapping[str, Any] | None = N
         "cpu": cpu_facts(),
         "onednn_isa": tf_facts["onednn_isa"],
         "gpus": tf_facts["gpus"],
+        "cuda_build": tf_facts.get("cuda_build"),
         "env": {name: os.environ[name] for name in KERNEL_ENV if name in os.environ},
         "runtime": {"threads": runtime["threads"], "precision": runtime["precision"]},
         "os": {"system": platform.system(), "machine": platform.machine(), "release": platform.release()},

@@ -5,7 +5,7 @@
   python scripts/reproduce.py spread DIR DIR [DIR ...]             # largest differences between result sets
 
 `compare` is byte for byte where this machine matches the committed provenance.json, and within
-cllab.reproduction.TOLERANCES elsewhere; it exits 1 with a table of the numbers that moved.
+cllab.reproduction.TOLERANCES (per precision) elsewhere; it exits 1 with a table of the numbers that moved.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     byte_paths = BYTE_CHECKED + (SWEEP_BYTE_CHECKED if args.with_sweep else [])
     identical = subprocess.run(["git", "diff", "--quiet", args.rev, "--", *byte_paths], cwd=ROOT).returncode == 0
     committed = numbers(lambda p: git_show(args.rev, p), files)
-    tolerances = reproduction.tolerances(int(committed.get("test.seeds") or 1))
+    precision = recorded["runtime"]["precision"]
+    tolerances = reproduction.tolerances(precision, int(committed.get("test.seeds") or 1))
     diffs = reproduction.compare(committed, numbers(read_here, files), tolerances)
     moved = reproduction.moved_table(diffs)
     apart = provenance.differences(recorded, here)
@@ -103,7 +104,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for key, was, now in apart:
         print(f"  {key}: {was!r} -> {now!r}")
     spread = reproduction.spread_by_kind(diffs)
-    print("largest differences: " + ", ".join(f"{k} {v:.4f} (allowed {tolerances[k]:.4g})"
+    print(f"largest differences ({precision} results): " + ", ".join(f"{k} {v:.4f} (allowed {tolerances[k]:.4g})"
                                                for k, v in sorted(spread.items())))
     if moved:
         print(f"NOT REPRODUCED: {sum(not d.ok for d in diffs)} of {len(diffs)} numbers moved beyond what a change of "

@@ -104,7 +104,16 @@ def test_provenance_table_lists_every_entry():
 
 
 def test_a_means_tolerance_grows_as_seeds_shrink_but_never_beyond_one_seeds():
-    five, one = reproduction.tolerances(reproduction.MEASURED_SEEDS), reproduction.tolerances(1)
-    assert five == reproduction.TOLERANCES
-    assert five["mean"] < reproduction.tolerances(2)["mean"] < one["mean"] <= one["per_seed"]
-    assert reproduction.tolerances(20)["mean"] < five["mean"]
+    five = reproduction.tolerances("float32", reproduction.MEASURED_SEEDS)
+    one = reproduction.tolerances("float32", 1)
+    assert five == reproduction.TOLERANCES["float32"]
+    assert five["mean"] < reproduction.tolerances("float32", 2)["mean"] < one["mean"] <= one["per_seed"]
+    assert reproduction.tolerances("float32", 20)["mean"] < five["mean"]
+
+
+def test_float64_results_are_held_far_tighter_than_float32_ones():
+    f64, f32 = reproduction.tolerances("float64", 5), reproduction.tolerances("float32", 5)
+    assert all(f64[kind] < f32[kind] for kind in ("per_seed", "mean", "ci95", "count"))
+    assert reproduction.tolerances("float64", 1)["mean"] == f64["per_seed"]
+    with pytest.raises(ValueError, match="float16"):
+        reproduction.tolerances("float16", 5)
