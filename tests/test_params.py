@@ -101,3 +101,21 @@ def test_sweep_points_and_optimizers_are_validated(good):
     bad["sweep"]["optimizers"] = [{"name": "sgd", "learning_rate": -1}]
     with pytest.raises(params.ParamsError, match="sweep.optimizers must be a non-empty list of {name: adam|sgd"):
         params.validate(bad)
+
+
+def test_params_yaml_is_in_the_layout_dvc_exp_run_writes_back(root, tmp_path):
+    """`dvc exp run -S key=value` rewrites params.yaml with DVC's own YAML writer: a value set to what it already is
+    must leave the file byte-identical, and a real change must touch only its own line."""
+    from dvc.utils.hydra import apply_overrides
+
+    original = (root / "params.yaml").read_text()
+    current = yaml.safe_load(original)
+    rewritten = tmp_path / "params.yaml"
+    rewritten.write_text(original)
+    seeds, strength = current["seeds"], current["train_b"]["ewc"]["lambda"]
+    apply_overrides(str(rewritten), [f"seeds=[{','.join(map(str, seeds))}]", f"train_b.ewc.lambda={strength}"])
+    assert rewritten.read_text() == original
+    apply_overrides(str(rewritten), [f"train_b.ewc.lambda={strength + 1}"])
+    changed = [(a, b) for a, b in zip(original.splitlines(), rewritten.read_text().splitlines()) if a != b]
+    assert changed == [(f"  ewc: {{lambda: {strength}}}", f"  ewc: {{lambda: {strength + 1}}}")]
+    assert len(rewritten.read_text().splitlines()) == len(original.splitlines())
