@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from cllab.provenance import flatten
+
 # Largest |difference| allowed per kind of number and precision of the results (see the module docstring for where
 # they come from), for results over MEASURED_SEEDS seeds; `tolerances` scales the one for means to other seed counts.
 TOLERANCES: dict[str, dict[str, float]] = {
@@ -82,17 +84,9 @@ def kind_of(name: str) -> str:
 
 def json_numbers(text: str, prefix: str) -> dict[str, float | None]:
     """Every number (and null) of a JSON document by dotted path, e.g. 'test.methods.ewc.forgetting.mean'."""
-    out: dict[str, float | None] = {}
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                walk(value, f"{path}.{key}")
-        elif node is None or isinstance(node, (int, float)) and not isinstance(node, bool):
-            out[path] = node
-
-    walk(json.loads(text), prefix)
-    return out
+    leaves = flatten(json.loads(text), f"{prefix}.")
+    return {path: value for path, value in leaves.items()
+            if value is None or isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def csv_numbers(text: str, prefix: str, keys: Iterable[str]) -> dict[str, float]:
