@@ -78,8 +78,9 @@ def markdown(
         parts += [
             "## Where these results were made (provenance.json)",
             "",
-            "Byte-identical results are expected only where these entries match (README: what reproduces where);",
-            "elsewhere every number agrees within the measured tolerances (`bash scripts/check_reproduction.sh`).",
+            "Where these entries match, a rerun gives byte-identical results; in float64 the bytes also held under every",
+            "other CPU emulated so far, and elsewhere every number must agree within the measured tolerances",
+            "(`bash scripts/check_reproduction.sh`; README: what reproduces where).",
             "",
             provenance_table(provenance),
             "",
