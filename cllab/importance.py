@@ -14,14 +14,17 @@ Three implementations of the same quantity:
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from cllab import methods
+from cllab.data import subset
+from cllab.methods import FISHER_KINDS  # one list, shared with the params schema
 from cllab.model import predict_logits, weight_names
-from cllab.params import FISHER_KINDS  # one list, shared with the params schema
 
 
 def label_weights(probs: np.ndarray, kind: str, labels: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
@@ -277,33 +280,59 @@ def si_importance(
     }
 
 
-def method_importance(
-    method: str,
-    model: keras.Model,
-    x: np.ndarray,
-    labels: np.ndarray,
-    fisher_kind: str,
-    xi: float,
-    path_integral: dict[str, np.ndarray],
-    start: dict[str, np.ndarray],
-    seed: int = 0,
-    batch_size: int = 1024,
-) -> dict[str, np.ndarray] | None:
-    """The importance Ω of a method for the penalty λ/2·Σ Ω(θ−θ_A)² around `model` (θ_A); None for fine-tuning.
+# --- Each method's Ω (the `omega` of its entry in cllab.methods): (source, settings) -> {weight name: Ω}. ------------
 
-    none: no penalty; l2: Ω = 1; ewc: Fisher of `fisher_kind`; ewc_sampled / ewc_empirical: Fisher of that kind;
-    si: SI from the path integral of training A; mas: MAS on the inputs x.
-    """
-    theta = {name: np.asarray(w) for name, w in zip(weight_names(model), model.trainable_weights)}
-    if method == "none":
+
+@dataclass(frozen=True)
+class Source:
+    """What an Ω function may use: θ_A's model, task A's training set, the path integral and start weights of
+    training task A (SI), and the seed of subsets and sampled labels."""
+
+    model: keras.Model
+    x: np.ndarray
+    y: np.ndarray
+    path_integral: Mapping[str, np.ndarray] = field(default_factory=dict)
+    start: Mapping[str, np.ndarray] = field(default_factory=dict)
+    seed: int = 0
+
+    def theta(self) -> dict[str, np.ndarray]:
+        return {name: np.asarray(w) for name, w in zip(weight_names(self.model), self.model.trainable_weights)}
+
+
+def omega_ones(source: Source, settings: Mapping) -> dict[str, np.ndarray]:
+    """L2: Ω = 1 for every weight."""
+    return {name: np.ones_like(w) for name, w in source.theta().items()}
+
+
+def omega_fisher(source: Source, settings: Mapping) -> dict[str, np.ndarray]:
+    """EWC: the diagonal Fisher of `settings.kind` on `settings.num_examples` of task A's training set."""
+    x, y = subset(source.x, source.y, settings["num_examples"], source.seed)
+    return fisher_diagonal(source.model, x, settings["kind"], labels=y, seed=source.seed, batch_size=settings["batch_size"])
+
+
+def omega_si(source: Source, settings: Mapping) -> dict[str, np.ndarray]:
+    """SI: the path integral of training task A with damping `settings.xi`."""
+    return si_importance(dict(source.path_integral), dict(source.start), source.theta(), settings["xi"])
+
+
+def omega_mas(source: Source, settings: Mapping) -> dict[str, np.ndarray]:
+    """MAS: output sensitivity on `settings.num_examples` of task A's inputs (labels unused)."""
+    x, _ = subset(source.x, source.y, settings["num_examples"], source.seed)
+    return mas_importance(source.model, x, batch_size=settings["batch_size"])
+
+
+def method_importance(name: str, source: Source, settings: Mapping) -> dict[str, np.ndarray] | None:
+    """The importance Ω of method `name` (cllab.methods) for the penalty λ/2·Σ Ω(θ−θ_A)² around source.model (θ_A),
+    with `settings` from cllab.methods.settings_for; None for a method without a penalty (fine-tuning)."""
+    method = methods.get(name)
+    if method.omega is None:
         return None
-    if method == "l2":
-        return {name: np.ones_like(w) for name, w in theta.items()}
-    if method in ("ewc", "ewc_sampled", "ewc_empirical"):
-        kind = fisher_kind if method == "ewc" else method.split("_")[1]
-        return fisher_diagonal(model, x, kind, labels=labels, seed=seed, batch_size=batch_size)
-    if method == "si":
-        return si_importance(path_integral, start, theta, xi)
-    if method == "mas":
-        return mas_importance(model, x, batch_size=batch_size)
-    raise ValueError(f"unknown method {method!r}")
+    return omega_function(method.omega)(source, settings)
+
+
+def omega_function(name: str) -> Callable[[Source, Mapping], dict[str, np.ndarray]]:
+    """The Ω function a registry entry names; ValueError if this module has none of that name."""
+    function = globals().get(name)
+    if not name.startswith("omega_") or not callable(function):
+        raise ValueError(f"cllab.importance has no Ω function {name!r}")
+    return function

@@ -2,7 +2,7 @@
 
 Rule (documented in the README): for each method, train on B from θ_A (seed 0) with every λ of a roughly log-spaced
 grid, using train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest validation
-average accuracy (A and B after B). Reads the anchors of `dvc repro importance@0 mas@0` and data/prepared/.
+average accuracy (A and B after B). Reads the anchors of `dvc repro importance@0` and data/prepared/.
 
     python -m scripts.select_lambda                          # the default grids below
     python -m scripts.select_lambda --grid ewc=1000,2000 --grid si=100,1000 [--optimizer adam --learning-rate 1e-3]
@@ -10,16 +10,10 @@ average accuracy (A and B after B). Reads the anchors of `dvc repro importance@0
 
 import argparse
 
-from cllab import cli
+from cllab import cli, methods
 
-GRIDS = {
-    "l2": [0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0],
-    "ewc": [30, 100, 300, 1000, 2000, 3000, 4500],
-    "ewc_sampled": [300, 1000, 2000, 3000, 4500],
-    "ewc_empirical": [300, 1000, 2000, 3000, 4500, 7000],
-    "si": [30, 100, 300, 1000, 2000, 3000],
-    "mas": [0.1, 0.3, 1, 2, 3, 5],
-}
+# each method's grid is its `lambda_grid` in cllab/methods.py
+GRIDS = {m.name: list(m.lambda_grid) for m in methods.REGISTRY if m.lambda_grid}
 
 
 def grid_arg(text: str) -> tuple[str, list[float]]:
@@ -43,6 +37,9 @@ def main() -> None:
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     grids = dict(args.grid) if args.grid else GRIDS
+    unknown = [m for m in grids if m not in methods.NAMES]
+    if unknown:
+        raise SystemExit(f"error: --grid method {unknown[0]!r} is not one of {', '.join(methods.NAMES)}")
     cli.start(params, args.seed)
     from cllab import data, io, model, training
     from cllab.runtime import set_determinism
@@ -55,7 +52,7 @@ def main() -> None:
     for method, grid in grids.items():
         anchor_path = f"models/{args.seed}/anchors/{method}.npz"
         for strength in grid:
-            set_determinism(args.seed, params["runtime"]["threads"])
+            set_determinism(args.seed, params["runtime"]["threads"], params["runtime"]["precision"])
             net = model.load_penalized(anchor_path, strength)
             model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
             try:

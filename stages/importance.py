@@ -1,17 +1,16 @@
-"""Stage importance@<seed>: θ_A with the importance Ω of every method except MAS (its own stage), one anchor file per
-method, the only file train_b@<seed>-<method> starts from: none (no Ω), l2 (Ω = 1), ewc (Fisher of `fisher.kind`),
-ewc_sampled and ewc_empirical (Fisher of that kind), si (train_a's path integral with ξ).
+"""Stage importance@<seed>: θ_A with the importance Ω of every method in `methods` (cllab/methods.py says how each
+Ω is made), one anchor file per method in one directory, the only file train_b@<seed>-<method> starts from.
 
-One process for all of them: TensorFlow's start-up (~4 s) costs more than the Fisher (~1 s) or SI (numpy). A change of
-`fisher.kind` or `si.xi` reruns this stage, but only the anchors that change differ in bytes, so only their train_b
-stages rerun downstream."""
+One process for all of them: TensorFlow's start-up (~4 s) costs more than any one Ω (~1 s). A change of `methods` or
+of any `importance.*` setting reruns this stage, but only the anchors that change differ in bytes, so only their
+train_b stages rerun downstream. An unknown method in `methods` stops here, with the project's one-line error,
+before any train_b stage looks for its anchor."""
 
 import argparse
 from pathlib import Path
 
 from cllab import cli
-
-METHODS = ("none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si")
+from cllab import methods as methods_lib
 
 
 def main() -> None:
@@ -20,27 +19,32 @@ def main() -> None:
     parser.add_argument("--theta-a", type=Path, required=True)
     parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
     parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--methods-of", choices=("methods", "sweep"), default="methods",
+                        help="the methods listed in `methods`, or those of `sweep.points` (the λ sweep)")
     args = parser.parse_args()
     params = cli.load_params()
+    if args.methods_of == "sweep":
+        names = list(dict.fromkeys(point["method"] for point in params["sweep"]["points"]))
+    else:
+        names = params["methods"]
     cli.start(params, args.seed)
     from cllab import data, importance, io, model
 
     net = model.load_model(args.theta_a)
     config = model.read_config(args.theta_a)
     task_a = io.load_npz(args.data_a, required=data.task_arrays_names())
-    path_integral = model.load_extras(args.theta_a, model.SI_OMEGA_PREFIX)
-    start = model.load_extras(args.theta_a, model.SI_START_PREFIX)
-    x, y = data.subset(task_a["x_train"], task_a["y_train"], params["fisher"]["num_examples"], args.seed)
-    for method in METHODS:
-        omega = importance.method_importance(
-            method, net, x, y, params["fisher"]["kind"], params["si"]["xi"], path_integral, start, seed=args.seed,
-            batch_size=params["fisher"]["batch_size"],
-        )
-        model.save_model(args.out_dir / f"{method}.npz", net, config,
-                         extras=None if omega is None else model.importance_extras(omega))
-        if omega is not None:
-            stats = ", ".join(f"{name} max {values.max():.2e}" for name, values in omega.items())
-            print(f"seed {args.seed} {method}: {stats}")
+    source = importance.Source(
+        net, task_a["x_train"], task_a["y_train"], path_integral=model.load_extras(args.theta_a, model.SI_OMEGA_PREFIX),
+        start=model.load_extras(args.theta_a, model.SI_START_PREFIX), seed=args.seed,
+    )
+    with io.atomic_dir(args.out_dir) as tmp:  # all anchors or none
+        for name in names:
+            omega = importance.method_importance(name, source, methods_lib.settings_for(name, params["importance"]))
+            model.save_model(tmp / f"{name}.npz", net, config,
+                             extras=None if omega is None else model.importance_extras(omega))
+            if omega is not None:
+                stats = ", ".join(f"{weight} max {values.max():.2e}" for weight, values in omega.items())
+                print(f"seed {args.seed} {name}: {stats}")
 
 
 if __name__ == "__main__":

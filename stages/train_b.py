@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from cllab import cli
-from cllab import params as params_lib
+from cllab import methods
 
 
 def main() -> None:
@@ -22,8 +22,8 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     cfg = params["train_b"]
-    if args.method not in params_lib.METHODS:  # not params["methods"]: that list is the matrix, not an input here
-        raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(params_lib.METHODS)}")
+    if args.method not in methods.NAMES:  # not params["methods"]: that list is the matrix, not an input here
+        raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(methods.NAMES)}")
     strength = cfg[args.method]["lambda"]
     cli.start(params, args.seed)
     from cllab import data, io, model, training
@@ -39,7 +39,7 @@ def main() -> None:
         training.fit(
             net, task_b["x_train"], task_b["y_train"], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
             validation=(task_b["x_val"], task_b["y_val"]),
-            callbacks=[curve, training.dvclive_callback(live_tmp)],
+            callbacks=[curve, training.LiveEpochs(live_tmp, curve)],
             context=f"train_b@{args.seed}-{args.method} (lambda={strength:g})",
         )
     model.save_model(args.out, net, model.read_config(args.anchor))

@@ -43,31 +43,3 @@ def test_importance_not_matching_the_weights_fails_clearly():
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})
     with pytest.raises(ValueError, match=r"anchor shape \(6, 4\) != importance shape \(4,\)"):
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones(4), "hidden/bias": np.ones(4)})
-
-
-def test_each_method_gets_the_importance_its_paper_defines():
-    import keras
-
-    from cllab import importance, model
-
-    keras.utils.set_random_seed(0)
-    net = model.build_model(model.ModelConfig(hidden_units=4, dropout=0.0, input_shape=(2, 2)))
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(8, 2, 2)).astype(np.float32), rng.integers(0, 5, size=8)
-    theta = model.get_weights(net)
-    omega = {k: rng.uniform(size=v.shape) for k, v in theta.items()}
-    start = {k: v - 0.5 for k, v in theta.items()}
-
-    def of(method, kind="exact"):
-        return importance.method_importance(method, net, x, y, kind, 0.1, omega, start)
-
-    assert of("none") is None
-    assert all(np.all(v == 1) for v in of("l2").values())
-    for method, kind in (("ewc", "exact"), ("ewc_sampled", "sampled"), ("ewc_empirical", "empirical")):
-        want = importance.fisher_diagonal(net, x, kind, labels=y)
-        np.testing.assert_array_equal(of(method)["hidden/kernel"], want["hidden/kernel"])
-    np.testing.assert_array_equal(of("ewc", "empirical")["logits/bias"], of("ewc_empirical")["logits/bias"])
-    np.testing.assert_allclose(of("si")["logits/bias"], omega["logits/bias"] / (0.25 + 0.1), rtol=1e-6)
-    np.testing.assert_array_equal(of("mas")["hidden/bias"], importance.mas_importance(net, x)["hidden/bias"])
-    with pytest.raises(ValueError, match="unknown method 'lwf'"):
-        of("lwf")

@@ -1,0 +1,131 @@
+"""The method registry is the one place a method is defined: validation, Ω, plots and the pipeline all read it."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from cllab import methods, params
+from cllab.schema import num_positive
+
+
+@pytest.fixture
+def good(root) -> dict:
+    return params.load(root / "params.yaml")
+
+
+def test_every_method_has_its_own_name_label_and_colour():
+    names = [m.name for m in methods.REGISTRY]
+    assert len(set(names)) == len(names) and names[0] == "none"
+    labels = [m.label for m in methods.REGISTRY] + [methods.REFERENCES["joint"][0]]
+    colors = [m.color for m in methods.REGISTRY] + [methods.REFERENCES["joint"][1]]
+    assert len(set(labels)) == len(labels) and len(set(colors)) == len(colors)
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", m.color) for m in methods.REGISTRY)
+    assert methods.label("joint") == "joint (upper bound)" and methods.label("ewc_sampled") == "EWC, sampled F"
+
+
+def test_every_omega_names_a_function_of_cllab_importance():
+    from cllab import importance
+
+    for method in methods.REGISTRY:
+        if method.omega is not None:
+            assert callable(importance.omega_function(method.omega)), method.name
+    with pytest.raises(ValueError, match="no Ω function 'fisher_diagonal'"):
+        importance.omega_function("fisher_diagonal")  # a function, but not an Ω function
+
+
+def test_params_schema_follows_the_registry(good):
+    schema = params.schema()
+    assert set(schema["train_b"]) - {"epochs", "batch_size", "optimizer"} == set(methods.NAMES)
+    assert set(schema["importance"]) == {m.settings for m in methods.REGISTRY if m.settings}
+    assert set(good["methods"]) <= set(methods.NAMES)
+
+
+def test_a_method_added_to_the_registry_is_validated_without_touching_params_py(good, monkeypatch):
+    rwalk = methods.Method("rwalk", "RWalk", "#e377c2", omega="omega_ones", settings="rwalk",
+                           settings_schema={"alpha": num_positive()})
+    registry = (*methods.REGISTRY, rwalk)
+    monkeypatch.setattr(methods, "REGISTRY", registry)
+    monkeypatch.setattr(methods, "BY_NAME", {m.name: m for m in registry})
+    monkeypatch.setattr(methods, "NAMES", tuple(m.name for m in registry))
+    config = copy.deepcopy(good)
+    config["methods"] = [*good["methods"], "rwalk"]
+    with pytest.raises(params.ParamsError, match="missing key importance.rwalk"):
+        params.validate(config)
+    config["importance"]["rwalk"] = {"alpha": 0}
+    config["train_b"]["rwalk"] = {"lambda": 1.0}
+    with pytest.raises(params.ParamsError, match="importance.rwalk.alpha must be a finite number > 0, got 0"):
+        params.validate(config)
+    config["importance"]["rwalk"] = {"alpha": 0.5}
+    params.validate(config)
+    assert methods.settings_for("rwalk", config["importance"]) == {"alpha": 0.5}
+    assert methods.label("rwalk") == "RWalk" and methods.color("rwalk") == "#e377c2"
+
+
+def test_fixed_settings_override_params(good):
+    assert methods.settings_for("ewc", good["importance"])["kind"] == good["importance"]["fisher"]["kind"]
+    changed = copy.deepcopy(good["importance"])
+    changed["fisher"]["kind"] = "exact"
+    assert methods.settings_for("ewc_sampled", changed)["kind"] == "sampled"
+    assert methods.settings_for("ewc_empirical", changed)["kind"] == "empirical"
+    assert methods.settings_for("l2", changed) == {} and methods.settings_for("none", changed) == {}
+    with pytest.raises(ValueError, match="unknown method 'lwf' \\(known: none, l2"):
+        methods.get("lwf")
+
+
+def test_methods_sharing_settings_must_agree_on_them(monkeypatch):
+    odd = dataclasses.replace(methods.BY_NAME["ewc_sampled"], settings_schema={"kind": num_positive()})
+    monkeypatch.setattr(methods, "REGISTRY", (*methods.REGISTRY, dataclasses.replace(odd, name="odd")))
+    with pytest.raises(ValueError, match="importance.fisher"):
+        methods.settings_schema()
+
+
+def test_pipeline_files_name_no_method(root):
+    """dvc.yaml and the stage scripts take the methods from params.yaml and cllab/methods.py, never by name."""
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    text = yaml.safe_dump(pipeline)  # comments dropped
+    for name in methods.NAMES:
+        if name != "none":
+            assert not re.search(rf"\b{name}\b", text), name
+    for script in sorted((root / "stages").glob("*.py")):
+        source = script.read_text()
+        for name in ("ewc_sampled", "ewc_empirical", "'mas'", '"mas"', "'si'", '"si"'):
+            assert name not in source, (script.name, name)
+
+
+def test_each_method_gets_the_importance_its_paper_defines():
+    import keras
+
+    from cllab import importance, model
+
+    keras.utils.set_random_seed(0)
+    net = model.build_model(model.ModelConfig(hidden_units=4, dropout=0.0, input_shape=(2, 2)))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 2, 2)).astype(np.float32), rng.integers(0, 5, size=8)
+    theta = model.get_weights(net)
+    omega = {k: rng.uniform(size=v.shape) for k, v in theta.items()}
+    start = {k: v - 0.5 for k, v in theta.items()}
+    source = importance.Source(net, x, y, path_integral=omega, start=start)
+    settings = {"fisher": {"kind": "exact", "num_examples": "all", "batch_size": 1024}, "si": {"xi": 0.1},
+                "mas": {"num_examples": "all", "batch_size": 1024}}
+
+    def of(method, kind="exact"):
+        config = copy.deepcopy(settings)
+        config["fisher"]["kind"] = kind
+        return importance.method_importance(method, source, methods.settings_for(method, config))
+
+    assert of("none") is None
+    assert all(np.all(v == 1) for v in of("l2").values())
+    for method, kind in (("ewc", "exact"), ("ewc_sampled", "sampled"), ("ewc_empirical", "empirical")):
+        want = importance.fisher_diagonal(net, x, kind, labels=y)
+        np.testing.assert_array_equal(of(method)["hidden/kernel"], want["hidden/kernel"])
+    np.testing.assert_array_equal(of("ewc", "empirical")["logits/bias"], of("ewc_empirical")["logits/bias"])
+    np.testing.assert_allclose(of("si")["logits/bias"], omega["logits/bias"] / (0.25 + 0.1), rtol=1e-6)
+    np.testing.assert_array_equal(of("mas")["hidden/bias"], importance.mas_importance(net, x)["hidden/bias"])
+    with pytest.raises(ValueError, match="unknown method 'lwf'"):
+        of("lwf")
