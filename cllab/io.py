@@ -144,8 +144,11 @@ def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: 
             return f"{float(v):.{digits}f}"
         return str(v)
 
-    lines = [",".join(columns)] + [",".join(cell(row[c]) for c in columns) for row in rows]
-    return "\n".join(lines) + "\n"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")  # quotes a cell only when it needs it (a comma in a label)
+    writer.writerow(columns)
+    writer.writerows([cell(row[c]) for c in columns] for row in rows)
+    return out.getvalue()
 
 
 def save_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 6) -> None:
@@ -163,3 +166,14 @@ def load_csv(path: str | Path, text_columns: Sequence[str] = ("method",)) -> lis
             return [{k: (v if k in text_columns else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
     except (ValueError, TypeError) as err:
         raise ArtifactError(f"{path}: not a numeric table ({err})") from None
+
+
+def load_live_metric(live_dir: str | Path, name: str) -> dict[int, float]:
+    """One metric DVCLive logged, {step: value}: `name` like 'train/penalty' or 'eval/cross_entropy'; {} if the run
+    did not log it (e.g. no penalty without a penalty)."""
+    path = Path(live_dir) / "plots" / "metrics" / f"{name}.tsv"
+    if not path.exists():
+        return {}
+    rows = list(csv.DictReader(io.StringIO(path.read_text()), delimiter="\t"))
+    column = name.rsplit("/", 1)[-1]
+    return {int(r["step"]): float(r[column]) for r in rows}

@@ -21,9 +21,10 @@ Penalty = Callable[[Sequence[keras.Variable]], tf.Tensor]
 class ContinualClassifier(keras.Sequential):
     """A Sequential classifier whose training loss adds an optional penalty on its trainable weights.
 
-    The penalty (e.g. EWC's λ/2·Σ F(θ−θ_A)²) enters `compute_loss` only when training, so `fit` keeps its
-    progress bar, callbacks and metrics; `evaluate` reports the plain cross-entropy. The penalty's value per
-    epoch is reported as the metric `penalty`.
+    The penalty (e.g. EWC's λ/2·Σ F(θ−θ_A)²) enters `compute_loss`, so `fit` keeps its progress bar, callbacks and
+    metrics. With a penalty, `loss` is the objective (cross-entropy + penalty) in training and in evaluation alike,
+    and the two terms are reported apart as `cross_entropy` and `penalty` (in validation: `val_cross_entropy`, and
+    `val_penalty`, the penalty at the weights being evaluated).
     """
 
     def __init__(
@@ -35,7 +36,9 @@ class ContinualClassifier(keras.Sequential):
     ) -> None:
         super().__init__(layers, **kwargs)
         self.penalty = penalty
-        self.penalty_tracker = keras.metrics.Mean(name="penalty") if penalty is not None else None
+        if penalty is not None:
+            self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
+            self.penalty_tracker = keras.metrics.Mean(name="penalty")
         # SI's ω = Σ_steps −g·Δθ, accumulated by train_step when asked for (training task A)
         self.path_integral = (
             [keras.Variable(np.zeros(w.shape, w.dtype), trainable=False, name=f"omega_{i}")
@@ -66,11 +69,13 @@ class ContinualClassifier(keras.Sequential):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        if training and self.penalty is not None:
-            penalty = self.penalty(self.trainable_weights)
-            self.penalty_tracker.update_state(penalty)
-            loss = loss + penalty
-        return loss
+        if self.penalty is None:
+            return loss
+        penalty = self.penalty(self.trainable_weights)
+        examples = tf.shape(y_pred)[0]  # weighted like Keras' own loss tracker, so loss = cross_entropy + penalty
+        self.cross_entropy_tracker.update_state(loss, sample_weight=examples)
+        self.penalty_tracker.update_state(penalty, sample_weight=examples)
+        return loss + penalty
 
 
 

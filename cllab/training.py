@@ -9,7 +9,6 @@ from typing import Mapping
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from cllab.errors import LabError
 from cllab.model import accuracy
@@ -38,7 +37,8 @@ class FailOnNonFiniteLoss(keras.callbacks.Callback):
 class TaskAccuracyCurve(keras.callbacks.Callback):
     """Record test accuracy on each task before training and after every epoch (the forgetting curve).
 
-    The values also go into the epoch logs as `acc_<task>` so DVCLive and the progress bar show them.
+    `rows[k]` holds epoch k (0 = the model training starts from) as {"epoch": k, "acc_<task>": ...}. The values also
+    go into the epoch logs as `test_acc_<task>`, so the progress bar shows them and LiveEpochs files them under test/.
     """
 
     def __init__(self, tasks: Mapping[str, tuple[np.ndarray, np.ndarray]], batch_size: int = 1024) -> None:
@@ -61,7 +61,45 @@ class TaskAccuracyCurve(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = self._measure(epoch + 1)
         if logs is not None:
-            logs.update({k: v for k, v in row.items() if k != "epoch"})
+            logs.update({f"test_{k}": v for k, v in row.items() if k != "epoch"})
+
+
+def live_name(log_key: str) -> str:
+    """Where DVCLive files a Keras log entry: val_x -> eval/x (validation split), test_x -> test/x, x -> train/x."""
+    for prefix, folder in (("val_", "eval"), ("test_", "test")):
+        if log_key.startswith(prefix):
+            return f"{folder}/{log_key[len(prefix):]}"
+    return f"train/{log_key}"
+
+
+class LiveEpochs(keras.callbacks.Callback):
+    """DVCLive logging whose step is the epoch: step 0 is the model training starts from (the test accuracies of a
+    TaskAccuracyCurve, when given, so they line up with its rows), step k the end of epoch k. Training metrics go
+    under train/, validation under eval/, test accuracies under test/. No dvc.yaml edits, no experiment commits."""
+
+    def __init__(self, directory: str | os.PathLike, curve: TaskAccuracyCurve | None = None) -> None:
+        super().__init__()
+        from dvclive import Live
+
+        self.live = Live(str(directory), save_dvc_exp=False, dvcyaml=False, report=None)
+        self.curve = curve
+
+    def on_train_begin(self, logs=None):
+        if self.curve is not None and self.curve.rows:
+            self.live.step = 0
+            for key, value in self.curve.rows[0].items():
+                if key != "epoch":
+                    self.live.log_metric(live_name(f"test_{key}"), float(value))
+            self.live.next_step()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.live.step = epoch + 1
+        for key, value in (logs or {}).items():
+            self.live.log_metric(live_name(key), float(value))
+        self.live.next_step()
+
+    def on_train_end(self, logs=None):
+        self.live.end()
 
 
 def fit(
@@ -89,11 +127,3 @@ def fit(
         if not all(math.isfinite(v) for v in values):
             raise NonFiniteLossError(f"{context}: {name} became non-finite ({values})")
     return {name: [float(v) for v in values] for name, values in history.history.items()}
-
-
-def dvclive_callback(directory: str | os.PathLike) -> keras.callbacks.Callback:
-    """A DVCLive callback logging every epoch's metrics under `directory` (no dvc.yaml edits, no experiment commits)."""
-    from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
-
-    return DVCLiveCallback(live=Live(str(directory), save_dvc_exp=False, dvcyaml=False, report=None))

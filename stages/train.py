@@ -37,7 +37,7 @@ def main() -> None:
     with io.atomic_dir(args.live_dir) as live_tmp:  # no half-written curves if training fails
         training.fit(
             net, *train, epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation=val,
-            callbacks=[training.dvclive_callback(live_tmp)], context=f"{section}@{args.seed}",
+            callbacks=[training.LiveEpochs(live_tmp)], context=f"{section}@{args.seed}",
         )
     extras = {}
     if args.task == "a":  # SI's raw ingredients; its importance (with ξ) is made by the importance stage

@@ -48,11 +48,45 @@ def test_fit_reports_the_penalty_and_the_forgetting_curve_per_epoch():
     net = _net(2, regularizers.penalty_for(1.0, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
     model.compile_model(net, "adam", 1e-2)
     curve = training.TaskAccuracyCurve({"a": (x, y), "b": (x[:8], y[:8])})
-    history = training.fit(net, x, y, epochs=3, batch_size=8, callbacks=[curve], verbose=0)
+    history = training.fit(net, x, y, epochs=3, batch_size=8, validation=(x, y), callbacks=[curve], verbose=0)
     assert history["penalty"][0] > 0
     assert [row["epoch"] for row in curve.rows] == [0, 1, 2, 3]
-    assert history["acc_a"] == [row["acc_a"] for row in curve.rows[1:]]
+    assert history["test_acc_a"] == [row["acc_a"] for row in curve.rows[1:]]
     assert curve.rows[-1]["acc_a"] == pytest.approx(model.accuracy(net, x, y))
+    # the objective and its two terms, named apart, in training and validation alike
+    for prefix in ("", "val_"):
+        for loss, ce, penalty in zip(history[f"{prefix}loss"], history[f"{prefix}cross_entropy"], history[f"{prefix}penalty"]):
+            assert loss == pytest.approx(ce + penalty, rel=1e-5)
+    # validation's penalty is the penalty at the weights after the epoch, not a flat 0
+    after = model.get_weights(net)
+    want = 0.5 * sum(float(np.sum((after[k].astype(np.float64) - anchor[k]) ** 2)) for k in anchor)
+    assert history["val_penalty"][-1] == pytest.approx(want, rel=1e-5) and min(history["val_penalty"]) > 0
+
+
+def test_dvclive_steps_are_epochs_and_metrics_are_filed_by_split(tmp_path):
+    from cllab import io
+
+    x, y = _batch()
+    anchor = model.get_weights(_net(1))
+    net = _net(2, regularizers.penalty_for(1.0, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
+    model.compile_model(net, "sgd", 1e-2)
+    curve = training.TaskAccuracyCurve({"a": (x, y), "b": (x[:8], y[:8])})
+    live = tmp_path / "live"
+    history = training.fit(net, x, y, epochs=2, batch_size=8, validation=(x[:8], y[:8]),
+                           callbacks=[curve, training.LiveEpochs(live, curve)], verbose=0)
+    logged = sorted(str(p.relative_to(live / "plots" / "metrics")) for p in live.rglob("*.tsv"))
+    assert logged == sorted([
+        "eval/accuracy.tsv", "eval/cross_entropy.tsv", "eval/loss.tsv", "eval/penalty.tsv",
+        "test/acc_a.tsv", "test/acc_b.tsv",
+        "train/accuracy.tsv", "train/cross_entropy.tsv", "train/loss.tsv", "train/penalty.tsv",
+    ])
+    # step 0 is the starting model (test accuracies only), step k the end of epoch k, as in the curve's rows
+    assert io.load_live_metric(live, "test/acc_a") == {r["epoch"]: pytest.approx(r["acc_a"]) for r in curve.rows}
+    assert io.load_live_metric(live, "train/loss") == {1: pytest.approx(history["loss"][0]), 2: pytest.approx(history["loss"][1])}
+    assert io.load_live_metric(live, "eval/penalty") == {k + 1: pytest.approx(v) for k, v in enumerate(history["val_penalty"])}
+    assert io.load_live_metric(live, "train/no_such_metric") == {}
+    assert training.live_name("val_loss") == "eval/loss" and training.live_name("test_acc_b") == "test/acc_b"
+    assert training.live_name("penalty") == "train/penalty"
 
 
 def test_diverging_loss_stops_with_lambda_and_epoch_in_the_message():
