@@ -47,3 +47,34 @@ def test_json_has_sorted_keys_and_rounded_floats():
     assert io.json_text({"b": 1 / 3, "a": {"d": 2.0, "c": [0.1234567891]}}) == (
         '{\n  "a": {\n    "c": [\n      0.123457\n    ],\n    "d": 2.0\n  },\n  "b": 0.333333\n}\n'
     )
+
+
+def test_filtered_stderr_drops_tensorflows_import_noise_and_keeps_real_messages(tmp_path):
+    """What C++ libraries write to file descriptor 2 is filtered line by line: the known start-up lines go, a real
+    warning passes (checked in a child process, whose fd 2 is a pipe)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from cllab import cli\n"
+        "with cli.filtered_stderr():\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "    os.write(2, b'I0000 00:00:1795696299.687623   28829 port.cc:153] oneDNN custom operations are on. x\\n')\n"
+        "    os.write(2, b'W0000 00:00:1795696299.687623   28829 util.cc:163] a warning that matters\\n')\n"
+        "print('done')\n"
+    )
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout == "done\n"
+    assert run.stderr.splitlines() == ["W0000 00:00:1795696299.687623   28829 util.cc:163] a warning that matters"]
+
+
+def test_importing_tensorflow_through_the_stage_start_prints_nothing(root):
+    import subprocess
+    import sys
+
+    code = "from cllab import cli, params\ncli.start(params.load(), 0)\nimport tensorflow as tf\nprint(int(tf.constant(2) + 1))\n"
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout == "3\n"
+    assert run.stderr == ""
