@@ -117,3 +117,36 @@ def paired_differences(rows: Sequence[Mapping], baseline: str, columns: Sequence
 
 PER_SEED_COLUMNS = ["seed", "method", *SCALARS]
 SUMMARY_COLUMNS = ["method", "seeds"] + [f"{c}_{s}" for c in SCALARS for s in ("mean", "ci95")]
+
+
+# --- Headline: the few numbers `dvc metrics show` / `dvc metrics diff` / `dvc exp show` print ------------------------
+
+HEADLINE = {"average": "average_accuracy", "A_after_B": "acc_a_after_b", "B_after_B": "acc_b_after_b",
+            "forgetting": "forgetting"}
+JOINT_HEADLINE = ("average", "A_after_B", "B_after_B")  # the joint model is trained on A and B at once: no forgetting
+
+
+def headline_files(rows: Sequence[Mapping]) -> dict[str, dict[str, float | int]]:
+    """The headline metrics as {file stem: numbers}, from per_seed_rows: per method (and joint) `<method>` holds the
+    means over seeds and the number of seeds, `<method>.ci95` the half-widths of their 95 % t-intervals (only with
+    two seeds or more: no interval from one seed, rather than a NaN). One file per method, all with the same keys,
+    so that `dvc metrics show` prints one short row per method."""
+    files: dict[str, dict[str, float | int]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        keys = JOINT_HEADLINE if method == "joint" else tuple(HEADLINE)
+        stats = {key: mean_ci95([r[HEADLINE[key]] for r in mine]) for key in keys}
+        files[method] = {**{key: s["mean"] for key, s in stats.items()}, "seeds": len(mine)}
+        if len(mine) > 1:
+            files[f"{method}.ci95"] = {key: s["ci95"] for key, s in stats.items()}
+    return files
+
+
+def per_seed_headline(rows: Sequence[Mapping]) -> dict[int, dict[str, dict[str, float]]]:
+    """{seed: {method: headline numbers of that seed}}: files keyed by seed, so that an experiment on seed 0 alone
+    compares with seed 0 of another revision (`dvc metrics diff --targets metrics/seeds/0`)."""
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        keys = JOINT_HEADLINE if r["method"] == "joint" else tuple(HEADLINE)
+        out.setdefault(r["seed"], {})[r["method"]] = {key: float(r[HEADLINE[key]]) for key in keys}
+    return out

@@ -1,6 +1,10 @@
 """Stage evaluate: collect the accuracies every training stage recorded (evals/<seed>/<model>.json, val and test on A
-and B) into per-seed tables, and the mean with a 95 % t-interval over seeds per method and metric (metrics/*.json,
-DVC metrics). Reads numbers only: no model is loaded, no TensorFlow is started."""
+and B) into per-seed tables, and the mean with a 95 % t-interval over seeds per method and metric.
+
+The DVC metrics are the headline only (metrics/headline/: per method and for the joint model, the test average
+accuracy, A and B after B and forgetting, one file of means and one of interval half-widths); metrics/seeds/<seed>/
+holds the same numbers per seed; metrics/{test,validation}.json and the CSVs hold everything (accuracy matrices,
+paired differences to L2). Reads numbers only: no model is loaded, no TensorFlow is started."""
 
 import argparse
 import json
@@ -44,6 +48,13 @@ def main() -> None:
         io.save_csv(args.metrics_dir / f"{name}_per_seed.csv", rows, metrics.PER_SEED_COLUMNS)
         io.save_csv(args.metrics_dir / f"{name}.csv", metrics.summary_rows(rows), metrics.SUMMARY_COLUMNS)
         if split == "test":
+            with io.atomic_dir(args.metrics_dir / "headline") as tmp:  # exactly the methods of this run
+                for stem, numbers in metrics.headline_files(rows).items():
+                    io.save_json(tmp / f"{stem}.json", numbers)
+            with io.atomic_dir(args.metrics_dir / "seeds") as tmp:
+                for seed, by_method in metrics.per_seed_headline(rows).items():
+                    for method, numbers in by_method.items():
+                        io.save_json(tmp / str(seed) / f"{method}.json", numbers)
             for row in metrics.summary_rows(rows):
                 print(f"{row['method']:>14}: A after B {row['acc_a_after_b_mean']:.3f} ± {row['acc_a_after_b_ci95']:.3f}, "
                       f"B after B {row['acc_b_after_b_mean']:.3f} ± {row['acc_b_after_b_ci95']:.3f}, "

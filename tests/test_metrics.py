@@ -81,3 +81,35 @@ def test_evaluate_stage_aggregates_the_recorded_accuracies_without_starting_tens
     run = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert run.returncode == 1 and run.stderr.strip() == "error: evals/1/l2.json: missing (run dvc repro)"
+
+
+def _rows(seeds):
+    reports = {s: {"methods": {"ewc": metrics.method_report({"a": 0.98, "b": 0.1}, {"a": 0.8 + s / 100, "b": 0.9}),
+                               "l2": metrics.method_report({"a": 0.98, "b": 0.1}, {"a": 0.7, "b": 0.92})},
+                   "joint": metrics.joint_report({"a": 0.97, "b": 0.96})} for s in seeds}
+    return metrics.per_seed_rows(reports)
+
+
+def test_headline_is_one_short_file_per_method_with_the_interval_beside_it():
+    files = metrics.headline_files(_rows([0, 1, 2]))
+    assert set(files) == {"ewc", "ewc.ci95", "l2", "l2.ci95", "joint", "joint.ci95"}
+    assert set(files["ewc"]) == {"average", "A_after_B", "B_after_B", "forgetting", "seeds"}
+    assert set(files["ewc.ci95"]) == {"average", "A_after_B", "B_after_B", "forgetting"}
+    assert set(files["joint"]) == {"average", "A_after_B", "B_after_B", "seeds"}  # no forgetting: trained on both
+    assert files["ewc"]["A_after_B"] == pytest.approx(0.81) and files["ewc"]["seeds"] == 3
+    assert files["ewc"]["forgetting"] == pytest.approx(0.98 - 0.81)
+    assert files["ewc.ci95"]["A_after_B"] == pytest.approx(metrics.mean_ci95([0.80, 0.81, 0.82])["ci95"])
+    assert files["l2.ci95"]["A_after_B"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_one_seed_gives_no_interval_file_rather_than_a_nan():
+    files = metrics.headline_files(_rows([3]))
+    assert set(files) == {"ewc", "l2", "joint"} and files["ewc"]["seeds"] == 1
+    assert all(value == value for numbers in files.values() for value in numbers.values())  # no NaN anywhere
+
+
+def test_per_seed_headline_is_keyed_by_seed_so_seed_0_meets_seed_0():
+    five, one = metrics.per_seed_headline(_rows([0, 1, 2, 3, 4])), metrics.per_seed_headline(_rows([0]))
+    assert set(five) == {0, 1, 2, 3, 4} and set(one) == {0}
+    assert one[0] == five[0]
+    assert set(one[0]) == {"ewc", "l2", "joint"} and one[0]["ewc"]["A_after_B"] == pytest.approx(0.80)
