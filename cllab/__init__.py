@@ -1,3 +1,3 @@
-"""cllab: catastrophic forgetting on split MNIST and the penalties that prevent it (fine-tune, L2, EWC)."""
+"""cllab: catastrophic forgetting on split MNIST and the penalties that prevent it (the methods: cllab.methods)."""
 
 __version__ = "0.1.0"

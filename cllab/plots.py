@@ -1,8 +1,15 @@
-"""Matplotlib figures, rendered to byte-stable PNG bytes (no creation date, no software version)."""
+"""Matplotlib figures, rendered to byte-stable PNG bytes (no creation date, no software version).
+
+Every figure has the same look: the title above all panels (wrapped to the figure's width), the legend below the
+axes, and a constrained layout that makes room for titles, tick labels, colour bars and legends, so that nothing is
+clipped or drawn over the data at any figure size. Names and colours of the methods come from cllab.methods.
+"""
 
 from __future__ import annotations
 
 import io
+import math
+import re
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -10,20 +17,84 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
 
-COLORS = {
-    "none": "#d62728", "l2": "#1f77b4", "ewc": "#2ca02c", "ewc_sampled": "#98df8a", "ewc_empirical": "#17becf",
-    "si": "#9467bd", "mas": "#ff7f0e", "joint": "#555555",
+from cllab import methods  # noqa: E402
+
+# Font sizes in points, shared by every figure.
+TITLE_SIZE = 11
+PANEL_TITLE_SIZE = 8.5
+LABEL_SIZE = 9
+TICK_SIZE = 8
+LEGEND_SIZE = 8
+NOTE_SIZE = 6.5  # numbers written at bars and at points
+NOTE_BOX = {"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"}  # a reference line may pass behind
+STYLE = {
+    "figure.titlesize": TITLE_SIZE, "axes.titlesize": PANEL_TITLE_SIZE, "axes.labelsize": LABEL_SIZE,
+    "xtick.labelsize": TICK_SIZE, "ytick.labelsize": TICK_SIZE, "legend.fontsize": LEGEND_SIZE,
+    "figure.constrained_layout.h_pad": 0.06, "figure.constrained_layout.w_pad": 0.06,
 }
-LABELS = {
-    "none": "fine-tune", "l2": "L2", "ewc": "EWC (exact F)", "ewc_sampled": "EWC (sampled F)",
-    "ewc_empirical": "EWC (empirical F)", "si": "SI", "mas": "MAS", "joint": "joint (upper bound)",
-}
+
+_TEXT = TextToPath()
 
 
-def label(method: str) -> str:
-    return LABELS.get(method, method)
+def _width(text: str, size: float) -> float:
+    """Width of one line of text in points."""
+    return _TEXT.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)[0]
+
+
+def _greedy(tokens: Sequence[str], size: float, width: float) -> list[str]:
+    lines: list[str] = []
+    for token in tokens:
+        if lines and _width(f"{lines[-1]} {token}", size) <= width:
+            lines[-1] += f" {token}"
+        else:
+            lines.append(token)
+    return lines
+
+
+def _wrap(text: str, size: float, width: float, at_commas: bool = False) -> str:
+    """`text` broken into as few lines as fit `width` points at font `size`, the lines balanced in length.
+    at_commas: break after ", " before breaking between other words (method names: 'EWC,' / 'empirical F')."""
+    if _width(text, size) <= width:
+        return text
+    tokens = re.split(r"(?<=,) ", text) if at_commas else text.split(" ")
+    if at_commas and any(_width(t, size) > width for t in tokens):
+        tokens = text.split(" ")
+    lines = _greedy(tokens, size, width)
+    best = lines
+    trial = width
+    while len(lines) > 1:  # shrink the width while the line count stays: balanced lines
+        trial *= 0.95
+        lines = _greedy(tokens, size, trial)
+        if len(lines) != len(best) or any(_width(line, size) > trial for line in lines):
+            break
+        best = lines
+    return "\n".join(best)
+
+
+def _figure(
+    size: tuple[float, float], ncols: int = 1, layout: str = "constrained", **kwargs
+) -> tuple[plt.Figure, np.ndarray]:
+    fig, axes = plt.subplots(1, ncols, figsize=size, layout=layout, squeeze=False, **kwargs)
+    return fig, axes[0]
+
+
+def _title(fig: plt.Figure, text: str) -> None:
+    """The figure's title above all panels, wrapped to the figure's width."""
+    fig.suptitle(_wrap(text, TITLE_SIZE, 0.94 * fig.get_figwidth() * 72))
+
+
+def _legend_below(fig: plt.Figure, handles: Sequence, labels: Sequence[str]) -> None:
+    """One legend for the figure, centred below the axes, in as many columns as fit the figure's width."""
+    column = max(_width(t, LEGEND_SIZE) for t in labels) + 4.5 * LEGEND_SIZE  # handle, padding and spacing
+    ncol = max(1, min(len(labels), int(0.95 * fig.get_figwidth() * 72 // column)))
+    rows = math.ceil(len(labels) / ncol)
+    ncol = math.ceil(len(labels) / rows)  # the same rows, balanced columns
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
 
 
 def _png(fig: plt.Figure, dpi: int) -> bytes:
@@ -38,36 +109,48 @@ def _err(row: Mapping, column: str) -> float:
     return 0.0 if np.isnan(value) else value
 
 
+def _seeds_note(seeds: int) -> str:
+    return "one seed" if seeds == 1 else f"mean of {seeds} seeds, 95 % interval"
+
+
+@plt.rc_context(STYLE)
 def accuracy_bars(rows: Sequence[Mapping], size: tuple[float, float], dpi: int) -> bytes:
     """Grouped bars: mean test accuracy on A and on B after training B per method, 95 % intervals over seeds as
     error bars; the joint model as dashed reference lines."""
-    methods = [r for r in rows if r["method"] != "joint"]
+    trained = [r for r in rows if r["method"] != "joint"]
     joint = next(r for r in rows if r["method"] == "joint")
-    fig, ax = plt.subplots(figsize=size)
+    fig, (ax,) = _figure(size)
     width = 0.38
-    for i, r in enumerate(methods):
-        color = COLORS.get(r["method"], "#888888")
-        for dx, column, style in ((-width / 2, "acc_a_after_b", {"alpha": 0.55, "hatch": "//"}), (width / 2, "acc_b_after_b", {})):
+    grey = methods.color("joint")
+    for i, r in enumerate(trained):
+        color = methods.color(r["method"])
+        for dx, column, style in ((-width / 2, "acc_a_after_b", {"alpha": 0.55, "hatch": "//"}),
+                                  (width / 2, "acc_b_after_b", {})):
             value = r[f"{column}_mean"]
-            ax.bar(i + dx, value, width, yerr=_err(r, column), capsize=3, color=color, edgecolor=color, **style)
-            ax.text(i + dx, value + _err(r, column) + 0.01, f"{value:.2f}", ha="center", va="bottom", fontsize=7)
-    ax.axhline(joint["acc_a_after_b_mean"], color=COLORS["joint"], ls="--", lw=1,
-               label=f"joint model on A ({joint['acc_a_after_b_mean']:.3f})")
-    ax.axhline(joint["acc_b_after_b_mean"], color=COLORS["joint"], ls=":", lw=1,
-               label=f"joint model on B ({joint['acc_b_after_b_mean']:.3f})")
-    handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        Patch(facecolor="#dddddd", edgecolor="#555555", hatch="//", label="task A (old task) after training B"),
-        Patch(facecolor="#555555", edgecolor="#555555", label="task B (new task) after training B"),
+            error = {"yerr": _err(r, column), "capsize": 3} if _err(r, column) else {}  # none from a single seed
+            ax.bar(i + dx, value, width, color=color, edgecolor=color, **error, **style)
+            ax.text(i + dx, value + _err(r, column) + 0.01, f"{value:.2f}", ha="center", va="bottom",
+                    fontsize=NOTE_SIZE, zorder=4, bbox=NOTE_BOX)
+    ax.axhline(joint["acc_a_after_b_mean"], color=grey, ls="--", lw=1, zorder=1)
+    ax.axhline(joint["acc_b_after_b_mean"], color=grey, ls=":", lw=1, zorder=1)
+    handles = [
+        Patch(facecolor="#dddddd", edgecolor=grey, hatch="//", label="task A (old task) after training B"),
+        Patch(facecolor=grey, edgecolor=grey, label="task B (new task) after training B"),
+        Line2D([], [], color=grey, ls="--", lw=1, label=f"joint model on A ({joint['acc_a_after_b_mean']:.3f})"),
+        Line2D([], [], color=grey, ls=":", lw=1, label=f"joint model on B ({joint['acc_b_after_b_mean']:.3f})"),
     ]
-    ax.set_xticks(range(len(methods)), [label(r["method"]) for r in methods], fontsize=8)
+    # tick labels wrapped to the width of one group of bars (the axes take about the figure's width less 1 inch)
+    slot = 0.9 * (size[0] - 1.0) * 72 / max(len(trained), 1)
+    ax.set_xticks(range(len(trained)), [_wrap(methods.label(r["method"]), TICK_SIZE, slot, at_commas=True)
+                                        for r in trained])
+    ax.set_xlim(-0.6, len(trained) - 0.4)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("test accuracy (fraction correct)")
-    ax.set_xlabel(f"penalty while training task B (mean of {int(joint['seeds'])} seeds, 95 % interval)")
-    ax.set_title("Split MNIST: without a penalty task A is forgotten; the penalties keep most of it")
-    ax.legend(handles=handles, loc="lower right", fontsize=7)
+    ax.set_xlabel(f"penalty while training task B ({_seeds_note(int(joint['seeds']))})")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    ax.set_axisbelow(True)
+    _title(fig, "Split MNIST: without a penalty task A is forgotten; the penalties keep most of it")
+    _legend_below(fig, handles, [h.get_label() for h in handles])
     return _png(fig, dpi)
 
 
@@ -78,44 +161,113 @@ def mean_curves(curves: Mapping[int, Sequence[Mapping[str, float]]], column: str
     return epochs, np.array([[r[column] for r in curves[s]] for s in seeds])
 
 
+@plt.rc_context(STYLE)
 def forgetting_curves(
     curves: Mapping[str, Mapping[int, Sequence[Mapping[str, float]]]], joint: Mapping, size: tuple[float, float], dpi: int
 ) -> bytes:
     """Mean test accuracy on A (solid) and B (dashed) after each epoch of training B, one colour per method;
     the band spans the seeds' minimum and maximum on A."""
-    fig, ax = plt.subplots(figsize=size)
+    fig, (ax,) = _figure(size)
+    grey = methods.color("joint")
+    handles = []
+    seeds = 1
     for method, per_seed in curves.items():
-        color = COLORS.get(method, "#888888")
+        color = methods.color(method)
         epochs, acc_a = mean_curves(per_seed, "acc_a")
         _, acc_b = mean_curves(per_seed, "acc_b")
-        ax.plot(epochs, acc_a.mean(axis=0), color=color, marker="o", ms=4, label=f"{label(method)}: A")
-        ax.fill_between(epochs, acc_a.min(axis=0), acc_a.max(axis=0), color=color, alpha=0.15, lw=0)
+        seeds = len(acc_a)
+        (line,) = ax.plot(epochs, acc_a.mean(axis=0), color=color, marker="o", ms=4, label=methods.label(method))
+        handles.append(line)
+        if seeds > 1:
+            ax.fill_between(epochs, acc_a.min(axis=0), acc_a.max(axis=0), color=color, alpha=0.15, lw=0)
         ax.plot(epochs, acc_b.mean(axis=0), color=color, ls="--", alpha=0.6, lw=1)
-    ax.axhline(joint["acc_a_after_b_mean"], color=COLORS["joint"], ls=":", lw=1, label="joint model on A")
-    ax.plot([], [], color="#555555", ls="--", lw=1, alpha=0.6, label="dashed: same method on B")
-    ax.set_xlabel("epochs of training on task B (0 = θ_A)")
+    ax.axhline(joint["acc_a_after_b_mean"], color=grey, ls=":", lw=1)
+    handles += [
+        Line2D([], [], color=grey, marker="o", ms=4,
+               label="solid: accuracy on A" + (" (band: seeds' range)" if seeds > 1 else "")),
+        Line2D([], [], color=grey, ls="--", lw=1, alpha=0.6, label="dashed: accuracy on B"),
+        Line2D([], [], color=grey, ls=":", lw=1, label=f"joint model on A ({joint['acc_a_after_b_mean']:.3f})"),
+    ]
+    ax.set_xlabel(f"epochs of training on task B (0 = θ_A; {_seeds_note(seeds).replace(', 95 % interval', '')})")
     ax.set_ylabel("test accuracy (fraction correct)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("Accuracy on task A while training task B: without a penalty most of A is lost in one epoch")
-    ax.legend(fontsize=7, loc="lower left", ncol=3)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    _title(fig, "Accuracy on task A while training task B: without a penalty most of A is lost in one epoch")
+    _legend_below(fig, handles, [h.get_label() for h in handles])
     return _png(fig, dpi)
 
 
+@plt.rc_context(STYLE)
 def importance_heatmap(first_layer: np.ndarray, title: str, size: tuple[float, float], dpi: int) -> bytes:
     """Importance of each input pixel: the first Dense kernel's importance [784, hidden] summed over hidden units."""
     per_pixel = first_layer.sum(axis=1).reshape(28, 28)
-    fig, ax = plt.subplots(figsize=(size[1] * 1.1, size[1]))
+    # "compressed": the constrained layout for fixed-aspect axes; it makes the colour bar as tall as the image
+    fig, (ax,) = _figure((size[1] * 1.1, size[1]), layout="compressed")
     image = ax.imshow(per_pixel, cmap="magma")
     fig.colorbar(image, ax=ax, label="Σ over hidden units of F (per input pixel)")
-    ax.set_title(title, fontsize=9)
     ax.set_xlabel("pixel column")
     ax.set_ylabel("pixel row")
-    fig.tight_layout()
+    _title(fig, title)
     return _png(fig, dpi)
 
 
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Area shared by two boxes (x0, y0, x1, y1)."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _crosses(box: tuple[float, float, float, float], p: np.ndarray, q: np.ndarray) -> bool:
+    """Whether the segment p–q passes through the box (sampled: enough for boxes of a few points)."""
+    for t in np.linspace(0.0, 1.0, 25):
+        x, y = p + t * (q - p)
+        if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
+            return True
+    return False
+
+
+# where a point's λ goes, in points from the marker: (dx, dy, ha, va); the first free one is taken
+_SPOTS = [(3, 3, "left", "bottom"), (3, -3, "left", "top"), (-3, 3, "right", "bottom"), (-3, -3, "right", "top"),
+          (5, 0, "left", "center"), (-5, 0, "right", "center"), (0, 5, "center", "bottom"), (0, -5, "center", "top"),
+          (9, 9, "left", "bottom"), (9, -9, "left", "top"), (-9, 9, "right", "bottom"), (-9, -9, "right", "top")]
+
+
+def _place_labels(ax: plt.Axes, notes: Sequence[tuple[float, float, str, str]], curves: Sequence[np.ndarray]) -> None:
+    """Write each (x, y, text, colour) beside its point where it covers no other label, marker or line and stays
+    inside the axes (else where it covers least). Works in points of the laid-out figure."""
+    fig = ax.figure
+    fig.draw_without_rendering()  # fixes the layout, so that data → display is final
+    scale = 72 / fig.dpi
+    to_pt = lambda xy: np.asarray(ax.transData.transform(xy)) * scale  # noqa: E731
+    frame = ax.get_window_extent()
+    frame = (frame.x0 * scale, frame.y0 * scale, frame.x1 * scale, frame.y1 * scale)
+    lines = [to_pt(c) for c in curves]
+    markers = [(x - 3, y - 3, x + 3, y + 3) for c in lines for x, y in c]
+    taken: list[tuple[float, float, float, float]] = []
+    height = NOTE_SIZE * 0.8
+    for x, y, text, color in notes:
+        px, py = to_pt((x, y))
+        w = _width(text, NOTE_SIZE)
+        best, best_cost = None, math.inf
+        for dx, dy, ha, va in _SPOTS:
+            x0 = px + dx - {"left": 0, "center": w / 2, "right": w}[ha]
+            y0 = py + dy - {"bottom": 0, "center": height / 2, "top": height}[va]
+            box = (x0, y0, x0 + w, y0 + height)
+            cost = 100 * sum(_overlap(box, t) for t in taken) + 10 * sum(_overlap(box, m) for m in markers)
+            cost += 10 * sum(_crosses(box, c[i], c[i + 1]) for c in lines for i in range(len(c) - 1))
+            if not (box[0] >= frame[0] and box[1] >= frame[1] and box[2] <= frame[2] and box[3] <= frame[3]):
+                cost += 1000
+            if cost < best_cost:
+                best, best_cost = (dx, dy, ha, va, box), cost
+            if cost == 0:
+                break
+        dx, dy, ha, va, box = best
+        taken.append(box)
+        note = ax.annotate(text, (x, y), fontsize=NOTE_SIZE, color=color, textcoords="offset points", xytext=(dx, dy),
+                           ha=ha, va=va)
+        note.set_in_layout(False)  # placed in the final layout: must not change it
+
+
+@plt.rc_context(STYLE)
 def front(points: Sequence[Mapping], joint: Mapping[str, float], size: tuple[float, float], dpi: int) -> bytes:
     """Stability–plasticity front: test accuracy on A after B against accuracy on B, one curve per method ×
     optimizer of task B × hidden width, points labelled by λ; fine-tune (λ = 0) and joint as references."""
@@ -124,33 +276,44 @@ def front(points: Sequence[Mapping], joint: Mapping[str, float], size: tuple[flo
         if not q["diverged"] and q["method"] != "none":
             groups.setdefault((q["method"], q["optimizer"], q["hidden_units"]), []).append(q)
     panels = sorted({(q["optimizer"], q["hidden_units"]) for q in points})
-    fig, axes = plt.subplots(1, len(panels), figsize=size, sharex=True, sharey=True, squeeze=False)
-    for ax, (optimizer, width) in zip(axes[0], panels):
+    fig, axes = _figure(size, len(panels), sharex=True, sharey=True)
+    legend: dict[str, object] = {}
+    per_panel = []
+    slot = 0.9 * (size[0] - 0.8) * 72 / len(panels)  # about one panel's width, for its axis label
+    for ax, (optimizer, width) in zip(axes, panels):
+        notes, drawn = [], []
         for (method, opt, hidden), curve in sorted(groups.items()):
             if (opt, hidden) != (optimizer, width):
                 continue
             curve = sorted(curve, key=lambda q: q["lambda"])
-            color = COLORS.get(method, "#888888")
-            ax.plot([q["test_acc_b"] for q in curve], [q["test_acc_a"] for q in curve], marker="o", ms=4, color=color,
-                    label=label(method))
-            for q in curve:
-                ax.annotate(f"{q['lambda']:g}", (q["test_acc_b"], q["test_acc_a"]), fontsize=6, color=color,
-                            textcoords="offset points", xytext=(3, 3))
+            color = methods.color(method)
+            xy = np.array([(q["test_acc_b"], q["test_acc_a"]) for q in curve])
+            (line,) = ax.plot(xy[:, 0], xy[:, 1], marker="o", ms=4, color=color)
+            legend.setdefault(methods.label(method), line)
+            drawn.append(xy)
+            notes += [(q["test_acc_b"], q["test_acc_a"], f"{q['lambda']:g}", color) for q in curve]
         for q in points:
-            if q["method"] == "none" and not q["diverged"] and (q["optimizer"], q["hidden_units"]) == (optimizer, width):
-                ax.plot(q["test_acc_b"], q["test_acc_a"], marker="X", ms=9, color=COLORS["none"], ls="", label="fine-tune")
-        ax.plot(joint["acc_b"], joint["acc_a"], marker="*", ms=12, color=COLORS["joint"], ls="", label="joint")
+            if q["method"] != "none" or q["diverged"] or (q["optimizer"], q["hidden_units"]) != (optimizer, width):
+                continue
+            (mark,) = ax.plot(q["test_acc_b"], q["test_acc_a"], marker="X", ms=9, color=methods.color("none"), ls="")
+            legend.setdefault(f"{methods.label('none')} (λ = 0)", mark)
+            drawn.append(np.array([(q["test_acc_b"], q["test_acc_a"])]))
+        (star,) = ax.plot(joint["acc_b"], joint["acc_a"], marker="*", ms=12, color=methods.color("joint"), ls="")
+        legend.setdefault(methods.label("joint"), star)
+        drawn.append(np.array([(joint["acc_b"], joint["acc_a"])]))
         title = f"task B with {optimizer.upper()}, {width} hidden units"
         for method in sorted({q["method"] for q in points}):
             failed = [q["lambda"] for q in points if q["diverged"] and q["method"] == method
                       and (q["optimizer"], q["hidden_units"]) == (optimizer, width)]
             if failed:
-                title += f"\n{label(method)} diverged at λ ≥ {min(failed):g}"
-        ax.set_title(title, fontsize=8)
-        ax.set_xlabel("test accuracy on B after B (plasticity)")
+                title += f"\n{methods.label(method)} diverged at λ ≥ {min(failed):g}"
+        ax.set_title(title)
+        ax.set_xlabel(_wrap("test accuracy on B after B (plasticity)", LABEL_SIZE, slot))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("test accuracy on A after B (stability)")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("Stability–plasticity front (seed 0; labels: λ): up and to the right is better")
-    fig.tight_layout()
+        per_panel.append((ax, notes, drawn))
+    axes[0].set_ylabel("test accuracy on A after B (stability)")
+    _title(fig, "Stability–plasticity front (seed 0; numbers at the points: λ): up and to the right is better")
+    _legend_below(fig, list(legend.values()), list(legend))
+    for ax, notes, drawn in per_panel:
+        _place_labels(ax, notes, drawn)
     return _png(fig, dpi)

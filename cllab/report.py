@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from cllab.plots import label
+from cllab.methods import label
 
 COLUMNS = [
     ("acc_a_after_a", "A after A"), ("acc_a_after_b", "A after B"), ("acc_b_after_b", "B after B"),

@@ -1,4 +1,7 @@
-"""Stage plot: figures (accuracy bars, forgetting curves, Fisher heat-map), curves for `dvc plots`, and report.md."""
+"""Stage plot: figures (accuracy bars, forgetting curves, Fisher heat-map), report.md, and the long-form tables the
+interactive `dvc plots` read (one row per epoch and method, with its readable name and colour from cllab/methods.py,
+so the plots follow `methods` without naming any): plots/forgetting.csv (test accuracy on A and B while training B,
+epoch 0 = θ_A) and plots/training_b.csv (the terms of the objective per epoch, from DVCLive), means over seeds."""
 
 import argparse
 import json
@@ -13,13 +16,14 @@ def main() -> None:
     parser.add_argument("--metrics", type=Path, default=Path("metrics/test.json"))
     parser.add_argument("--curves-dir", type=Path, default=Path("plots/curves"))
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--live-dir", type=Path, default=Path("dvclive"))
     parser.add_argument("--out-dir", type=Path, default=Path("plots"))
     parser.add_argument("--report", type=Path, default=Path("report.md"))
     parser.add_argument("--provenance", type=Path, default=Path("provenance.json"), help="shown at the report's end")
     args = parser.parse_args()
     params = cli.load_params()
     p, seeds, methods = params["plot"], params["seeds"], params["methods"]
-    from cllab import checkpoint, io, plots, report
+    from cllab import checkpoint, io, methods as methods_lib, plots, report
 
     size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
     rows = io.load_csv(args.table)
@@ -35,20 +39,38 @@ def main() -> None:
     if fisher_methods:
         anchor = args.models_dir / str(seeds[0]) / "anchors" / f"{fisher_methods[0]}.npz"
         first = checkpoint.load_importance(anchor)["hidden/kernel"]
-        title = f"Which input pixels matter for task A: Fisher of θ_A ({plots.label(fisher_methods[0])}, seed {seeds[0]})"
+        title = f"Which input pixels matter for task A: Fisher of θ_A ({methods_lib.label(fisher_methods[0])}, seed {seeds[0]})"
         io.write_bytes(args.out_dir / "fisher_heatmap.png", plots.importance_heatmap(first, title, size, dpi))
         figures["Fisher information of the first layer, per input pixel"] = "plots/fisher_heatmap.png"
     # the λ sweep is an on-demand pipeline of its own (sweep/dvc.yaml); the report links its figure, not a dependency
     figures["Stability–plasticity front (λ sweep, seed 0: `dvc repro sweep/dvc.yaml`)"] = "plots/front.png"
-    # mean curves in wide form, for `dvc plots show` (one column per method)
-    for column in ("acc_a", "acc_b"):
-        epochs = [r["epoch"] for r in curves[methods[0]][seeds[0]]]
-        table = [{"epoch": int(e)} for e in epochs]
-        for m in methods:
-            means = plots.mean_curves(curves[m], column)[1].mean(axis=0)
-            for row, value in zip(table, means):
-                row[m] = float(value)
-        io.save_csv(args.out_dir / f"forgetting_{column}.csv", table, ["epoch", *methods])
+    # long-form tables for `dvc plots`: one row per (epoch, method), means over seeds
+    def row(method: str, epoch: int) -> dict:
+        return {"epoch": epoch, "method": method, "label": methods_lib.label(method), "color": methods_lib.color(method)}
+
+    table = []
+    for m in methods:
+        epochs = [int(r["epoch"]) for r in curves[m][seeds[0]]]
+        means = {c: plots.mean_curves(curves[m], c)[1].mean(axis=0) for c in ("acc_a", "acc_b")}
+        table += [{**row(m, e), "acc_a": float(means["acc_a"][i]), "acc_b": float(means["acc_b"][i])}
+                  for i, e in enumerate(epochs)]
+    io.save_csv(args.out_dir / "forgetting.csv", table, ["epoch", "method", "label", "color", "acc_a", "acc_b"])
+    terms = {"cross_entropy": "train/cross_entropy", "penalty": "train/penalty", "val_cross_entropy": "eval/cross_entropy",
+             "val_penalty": "eval/penalty", "val_accuracy": "eval/accuracy"}
+    table = []
+    for m in methods:
+        runs = [args.live_dir / str(s) / f"train_b_{m}" for s in seeds]
+        logged = {c: [io.load_live_metric(run, name) for run in runs] for c, name in terms.items()}
+        loss = {c: [io.load_live_metric(run, c) for run in runs] for c in ("train/loss", "eval/loss")}
+        for epoch in sorted(loss["train/loss"][0]):
+            values = {}
+            for column, per_seed in logged.items():
+                if not per_seed[0]:  # no penalty (fine-tuning): the loss is the cross-entropy, the penalty 0
+                    fallback = loss["eval/loss" if column.startswith("val_") else "train/loss"]
+                    per_seed = fallback if column.endswith("cross_entropy") else [{epoch: 0.0} for _ in runs]
+                values[column] = sum(run[epoch] for run in per_seed) / len(per_seed)
+            table.append({**row(m, epoch), **values})
+    io.save_csv(args.out_dir / "training_b.csv", table, ["epoch", "method", "label", "color", *terms])
     lambdas = {m: params["train_b"][m]["lambda"] for m in methods}
     paired = json.loads(args.metrics.read_text()).get("paired_vs_l2")
     made_on = json.loads(args.provenance.read_text()) if args.provenance.exists() else None

@@ -1,0 +1,59 @@
+"""The `dvc plots` page works offline and the interactive plots follow `methods`: checked on the committed files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from cllab import methods
+
+
+def test_offline_page_template_is_current_and_loads_nothing_from_the_network(root):
+    check = subprocess.run([sys.executable, "scripts/vendor_vega.py", "--check"], cwd=root, capture_output=True,
+                           text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    page = (root / ".dvc" / "plots" / "offline.html").read_text()
+    assert "{plot_divs}" in page and "{scripts}" not in page  # DVC adds no CDN script tags then
+    assert "<script src=" not in page and "cdn.jsdelivr" not in page
+    assert "window.vegaEmbed" in page
+    config = (root / ".dvc" / "config").read_text()
+    assert "html_template = plots/offline.html" in config
+
+
+def test_by_method_template_colours_by_label_and_dashes_by_revision(root):
+    template = json.loads((root / ".dvc" / "plots" / "by_method.json").read_text())
+    text = json.dumps(template)
+    for anchor in ("DATA", "X", "Y", "TITLE", "X_LABEL", "Y_LABEL"):
+        assert f"<DVC_METRIC_{anchor}>" in text
+    assert template["encoding"]["strokeDash"]["field"] == "rev"
+    line = template["layer"][0]["encoding"]["color"]
+    assert line["field"] == "label" and line["scale"]["range"] == {"field": "_color"}
+    assert template["encoding"]["x"]["axis"]["tickMinStep"] == 1  # integer epochs
+
+
+def test_interactive_plots_are_templated_and_read_long_form_tables(root):
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    images = [p for p in pipeline["plots"] if isinstance(p, str)]
+    charts = [next(iter(p.values())) for p in pipeline["plots"] if isinstance(p, dict)]
+    assert images == ["plots/accuracy.png", "plots/forgetting.png", "plots/fisher_heatmap.png"]
+    assert pipeline["plots"][:3] == images  # the main figures first
+    assert charts and all(c["template"] == "by_method" and c["x"] == "epoch" for c in charts)
+    # DVC turns a title into the id of the chart's div and calls vegaEmbed('#<id>', ...): a quote would end that
+    # JavaScript string and the chart would silently not render
+    titles = [next(iter(p)) for p in pipeline["plots"] if isinstance(p, dict)]
+    assert not [t for t in titles if set(t) & set("'\"\\`")]
+    for chart in charts:
+        (table, column), = chart["y"].items()
+        header = (root / table).read_text().splitlines()[0].split(",")
+        assert header[:4] == ["epoch", "method", "label", "color"] and column in header
+    # the committed table holds the methods of params.yaml, each with the registry's name and colour
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    import csv
+
+    rows = list(csv.DictReader((root / "plots" / "forgetting.csv").open()))
+    assert list(dict.fromkeys(r["method"] for r in rows)) == params["methods"]
+    assert all(r["label"] == methods.label(r["method"]) and r["color"] == methods.color(r["method"]) for r in rows)
+    assert sorted({int(r["epoch"]) for r in rows}) == list(range(params["train_b"]["epochs"] + 1))
