@@ -51,6 +51,18 @@ if [ "$record" = 1 ]; then
 fi
 
 status=0
+# A fresh clone after `dvc repro`: plain `dvc status` (every pipeline in the repo, the on-demand ones included) and
+# `dvc checkout` must find nothing missing or changed. Where the results differ in bytes from the committed ones
+# (another CPU, tolerance mode below), the on-demand pipelines' inputs differ too, so this applies to byte mode only.
+if git diff --quiet -- dvc.lock; then
+  if dvc status -q && dvc checkout -q; then
+    echo "CLEAN: plain dvc status and dvc checkout report nothing after dvc repro"
+  else
+    echo "NOT CLEAN: after dvc repro, plain dvc status or dvc checkout reports:" >&2
+    dvc status >&2 || true
+    status=1
+  fi
+fi
 compare_args=(--here "$tmp/here.json")
 [ "$with_sweep" = 1 ] && compare_args+=(--with-sweep)
 python scripts/reproduce.py compare "${compare_args[@]}" || status=1

@@ -18,9 +18,8 @@ pytestmark = pytest.mark.slow
 METHODS = ["none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si", "mas"]
 
 
-def seed_stages(seed: int) -> set[str]:
-    return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}", f"mas@{seed}"} | {
-        f"train_b@{seed}-{m}" for m in METHODS}
+def seed_stages(seed: int, methods=METHODS) -> set[str]:
+    return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}"} | {f"train_b@{seed}-{m}" for m in methods}
 
 
 ALL_STAGES = {"prepare", "evaluate", "plot"} | seed_stages(0)
@@ -47,7 +46,7 @@ def changed_stages(cwd: Path) -> set[str]:
 
 def copy_project(root: Path, dest: Path) -> None:
     """The project's source files (tracked or new, not ignored), without any results and without the on-demand
-    λ-sweep pipeline (sweep/dvc.yaml), which `dvc status` would otherwise report too."""
+    λ-sweep pipeline (sweep/dvc.yaml: the last test adds it, with a grid small enough to run)."""
     files = run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split()
     for name in files:
         if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/", "sweep/")) or not (root / name).is_file():
@@ -72,9 +71,9 @@ def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytes
     copy_project(root, work)
     for key, value in {
         "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 16,
-        "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "fisher.num_examples": 500,
+        "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "importance.fisher.num_examples": 500,
         "train_b.ewc.lambda": 100, "train_b.ewc_sampled.lambda": 100, "train_b.ewc_empirical.lambda": 100,
-        "train_b.si.lambda": 10, "train_b.mas.lambda": 0.1, "mas.num_examples": 500, "plot.dpi": 40, "seeds": [0],
+        "train_b.si.lambda": 10, "train_b.mas.lambda": 0.1, "importance.mas.num_examples": 500, "plot.dpi": 40, "seeds": [0],
     }.items():
         set_param(work, key, value)
     run(["git", "init", "-q"], work)
@@ -82,6 +81,8 @@ def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytes
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], work)
     result = dvc(work, "repro")
     assert ran_stages(result.stdout) == ALL_STAGES
+    # quiet stages: none of TensorFlow's start-up lines (absl, oneDNN, CPU features) in a whole run
+    assert not re.search(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard", result.stdout + result.stderr)
     return work
 
 
@@ -94,9 +95,31 @@ def test_repro_writes_metrics_and_plots(project: Path):
         assert numbers["acc_a_after_b"]["ci95"] is None  # one seed: no interval
     for png in ("accuracy", "forgetting", "fisher_heatmap"):
         assert (project / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| EWC (exact F) | 100 |" in (project / "report.md").read_text()
-    shown = dvc(project, "metrics", "show", "--json").stdout
-    assert "acc_a_after_b" in shown
+    assert "| EWC | 100 |" in (project / "report.md").read_text()
+    # the headline: one file of means per method and the joint model, no interval from one seed (no NaN either)
+    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)[""]["data"]
+    assert set(shown) == {f"metrics/headline/{m}.json" for m in [*METHODS, "joint"]}
+    for path, entry in shown.items():
+        assert set(entry["data"]) == ({"average", "A_after_B", "B_after_B", "seeds"} if path.endswith("joint.json")
+                                      else {"average", "A_after_B", "B_after_B", "forgetting", "seeds"})
+    per_seed = json.loads((project / "metrics/seeds/0/ewc.json").read_text())
+    assert per_seed["average"] == pytest.approx(shown["metrics/headline/ewc.json"]["data"]["average"], abs=1e-6)
+    # the interactive plots' tables hold exactly the methods of `methods`, with readable names
+    forgetting = (project / "plots" / "forgetting.csv").read_text().splitlines()
+    assert forgetting[0] == "epoch,method,label,color,acc_a,acc_b"
+    assert {line.split(",")[1] for line in forgetting[1:]} == set(METHODS) and ",EWC, sampled F," not in forgetting[1]
+    plots = dvc(project, "plots", "show", "--json")
+    assert "WARNING" not in plots.stdout + plots.stderr
+
+
+def test_plots_page_is_offline_and_puts_the_figures_first(project: Path):
+    result = dvc(project, "plots", "show", "-o", "page")
+    assert "WARNING" not in result.stdout + result.stderr
+    page = (project / "page" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "<script src=" not in page  # Vega is inside the page
+    assert "order: -1" in page or "order:-1" in page  # the page's CSS puts the image plots first
+    for method in ("fine-tune", "EWC, sampled F", "MAS"):
+        assert f'"label": "{method}"' in page
 
 
 def test_second_repro_is_a_no_op(project: Path):
@@ -110,9 +133,12 @@ def test_second_repro_is_a_no_op(project: Path):
         ("train_b.ewc.lambda", 30, {"train_b@0-ewc", "plot"}, {"train_b@0-ewc", "evaluate", "plot"}),
         ("train_b.l2.lambda", 0.5, {"train_b@0-l2", "plot"}, {"train_b@0-l2", "evaluate", "plot"}),
         # the importance stage reruns, but only the anchor that changed sends its train_b stage rerunning
-        ("fisher.kind", "empirical", {"importance@0"}, {"importance@0", "train_b@0-ewc", "evaluate", "plot"}),
-        ("si.xi", 0.5, {"importance@0"}, {"importance@0", "train_b@0-si", "evaluate", "plot"}),
-        ("mas.num_examples", 400, {"mas@0"}, {"mas@0", "train_b@0-mas", "evaluate", "plot"}),
+        ("importance.fisher.kind", "empirical", {"importance@0"}, {"importance@0", "train_b@0-ewc", "evaluate", "plot"}),
+        ("importance.si.xi", 0.5, {"importance@0"}, {"importance@0", "train_b@0-si", "evaluate", "plot"}),
+        ("importance.mas.num_examples", 400, {"importance@0"}, {"importance@0", "train_b@0-mas", "evaluate", "plot"}),
+        # dropping a method: its stage goes, the other anchors are byte-identical, nothing else trains
+        ("methods", ["none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si"], {"importance@0", "evaluate", "plot"},
+         {"importance@0", "evaluate", "plot"}),
         ("plot.dpi", 50, {"plot"}, {"plot"}),
         ("seeds", [0, 1], {"evaluate", "plot"} | seed_stages(1), {"evaluate", "plot"} | seed_stages(1)),
     ],
@@ -121,6 +147,28 @@ def test_changing_one_param_reruns_only_what_depends_on_it(project: Path, param,
     set_param(project, param, value)
     assert changed_stages(project) == invalidated
     assert ran_stages(dvc(project, "repro").stdout) == rerun
+    assert changed_stages(project) == set()
+
+
+def test_adding_a_method_runs_only_its_own_stages(project: Path):
+    """After the cases above `methods` lacks mas and `seeds` is [0, 1]: adding mas back (with a new λ, so that a
+    lock entry kept from before cannot hide the rerun) trains only mas, for each seed, after its anchor is made."""
+    set_param(project, "train_b.mas.lambda", 0.2)
+    set_param(project, "methods", METHODS)
+    ran = ran_stages(dvc(project, "repro").stdout)
+    assert ran == {"importance@0", "importance@1", "train_b@0-mas", "train_b@1-mas", "evaluate", "plot"}
+    assert changed_stages(project) == set()
+
+
+def test_unknown_method_stops_with_one_line_before_dvc_looks_for_its_files(project: Path):
+    set_param(project, "methods", ["none", "l2", "rwalk"])
+    result = dvc(project, "repro", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "error: params.yaml: methods item 2 is 'rwalk', expected one of none, l2, ewc" in output
+    assert "No such file" not in output
+    set_param(project, "methods", METHODS)
+    dvc(project, "checkout")  # DVC removed the failed stage's outputs before running it; the cache has them
     assert changed_stages(project) == set()
 
 
@@ -148,7 +196,6 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
     params_diff = json.loads(dvc(project, "params", "diff", "main", "--json").stdout)
     assert params_diff == {"params.yaml": {"train_b.l2.lambda": {"old": 0.5, "new": 2.0, "diff": 1.5}}}
 
-    reported = json.loads(dvc(project, "metrics", "diff", "main", "--json").stdout)
     for name in ("test", "validation"):
         old = _flatten(json.loads(_git(project, "show", f"main:metrics/{name}.json")))
         new = _flatten(json.loads((project / "metrics" / f"{name}.json").read_text()))
@@ -158,10 +205,16 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
         assert not any(key.startswith("paired_vs_l2.l2") for key in new)
         assert "methods.l2.acc_a_after_b.mean" in changed
         assert "methods.l2.acc_a_after_a.mean" not in changed  # θ_A did not change
-        assert set(reported[f"metrics/{name}.json"]) == changed
-        for key in changed:
-            assert reported[f"metrics/{name}.json"][key]["old"] == old[key]
-            assert reported[f"metrics/{name}.json"][key]["new"] == new[key]
+    # `dvc metrics diff` (the headline) reports exactly L2's numbers, with the values of the files
+    reported = json.loads(dvc(project, "metrics", "diff", "main", "--json").stdout)
+    assert set(reported) == {"metrics/headline/l2.json", "metrics/headline/l2.ci95.json"}
+    for path, keys in reported.items():
+        old, new = json.loads(_git(project, "show", f"main:{path}")), json.loads((project / path).read_text())
+        assert set(keys) == {k for k in new if new[k] != old[k]} and "seeds" not in keys
+        assert all(keys[k]["old"] == old[k] and keys[k]["new"] == new[k] for k in keys)
+    # seed by seed: seed 0 meets seed 0
+    by_seed = json.loads(dvc(project, "metrics", "diff", "main", "--targets", "metrics/seeds/0", "--json").stdout)
+    assert set(by_seed) == {"metrics/seeds/0/l2.json"}
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", "stronger l2")
 
@@ -201,7 +254,16 @@ def test_killed_stage_leaves_no_valid_looking_output_and_is_rerun(project: Path)
     assert changed_stages(project) == set()
 
 
-def test_a_clone_pulls_every_result_from_a_remote_and_recomputes_nothing(project: Path, tmp_path: Path):
+def test_a_clone_pulls_every_result_from_a_remote_and_recomputes_nothing(root: Path, project: Path, tmp_path: Path):
+    # the on-demand λ sweep too, on a tiny grid: its committed state must not make plain `dvc status` complain
+    (project / "sweep").mkdir(exist_ok=True)
+    shutil.copy2(root / "sweep" / "dvc.yaml", project / "sweep" / "dvc.yaml")
+    for key, value in {"sweep.widths": [8], "sweep.optimizers": [{"name": "sgd", "learning_rate": 0.02}],
+                       "sweep.points": [{"method": "none", "lambda": 0}, {"method": "ewc", "lambda": 10}]}.items():
+        set_param(project, key, value)
+    swept = ran_stages(dvc(project, "repro", "sweep/dvc.yaml").stdout)
+    assert swept == {"sweep/dvc.yaml:width@8", "sweep/dvc.yaml:front"}
+    assert changed_stages(project) == set()  # plain `dvc status`: every pipeline of the repo
     remote = tmp_path / "team-remote"  # a local-directory remote; S3, GCS, SSH… work the same way
     dvc(project, "remote", "add", "-d", "team", str(remote))
     _git(project, "add", "-A")
@@ -210,5 +272,7 @@ def test_a_clone_pulls_every_result_from_a_remote_and_recomputes_nothing(project
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     dvc(clone, "pull")
+    dvc(clone, "checkout")
     assert changed_stages(clone) == set()
     assert ran_stages(dvc(clone, "repro").stdout) == set()
+    assert ran_stages(dvc(clone, "repro", "sweep/dvc.yaml").stdout) == set()
