@@ -22,19 +22,30 @@ def main() -> None:
     sweep, cfg_a, cfg_b = params["sweep"], params["train_a"], params["train_b"]
     if args.width < 1:
         raise SystemExit(f"error: --width must be >= 1, got {args.width}")
+    seen = set()
+    for point in sweep["points"]:  # each point once, with a λ its method allows (fine-tuning: 0)
+        spec = methods_lib.get(point["method"]).lambda_spec
+        if not spec.check(point["lambda"]):
+            raise SystemExit(f"error: params.yaml: sweep.points: {point['method']} lambda {point['lambda']!r} must be "
+                             f"{spec.expect}")
+        if (point["method"], point["lambda"]) in seen:
+            raise SystemExit(f"error: params.yaml: sweep.points: {point['method']} lambda {point['lambda']} appears twice")
+        seen.add((point["method"], point["lambda"]))
     seed, runtime = sweep["seed"], params["runtime"]
     cli.start(params, seed)
     from cllab import data, importance, io, model, runtime as runtime_lib, training
 
     tasks = {t: io.load_npz(p, required=data.task_arrays_names()) for t, p in (("a", args.data_a), ("b", args.data_b))}
     config = model.ModelConfig(**{**params["model"], "hidden_units": args.width})
-    theta_a_net = model.build_model(config)
+    theta_a_net = model.build_model(config, track_path_integral=True)  # exactly like train_a (SI's ω too)
     model.compile_model(theta_a_net, cfg_a["optimizer"]["name"], cfg_a["optimizer"]["learning_rate"])
+    start = model.get_weights(theta_a_net)
     training.fit(theta_a_net, tasks["a"]["x_train"], tasks["a"]["y_train"], epochs=cfg_a["epochs"],
                  batch_size=cfg_a["batch_size"], validation=(tasks["a"]["x_val"], tasks["a"]["y_val"]),
                  context=f"sweep θ_A at {args.width} units")
     theta_a = model.get_weights(theta_a_net)
-    source = importance.Source(theta_a_net, tasks["a"]["x_train"], tasks["a"]["y_train"], seed=seed)
+    source = importance.Source(theta_a_net, tasks["a"]["x_train"], tasks["a"]["y_train"],
+                               path_integral=theta_a_net.path_integral_values(), start=start, seed=seed)
     names = list(dict.fromkeys(point["method"] for point in sweep["points"]))
     omega = {name: importance.method_importance(name, source, methods_lib.settings_for(name, params["importance"]))
              for name in names}
