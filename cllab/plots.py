@@ -204,7 +204,7 @@ def importance_heatmap(first_layer: np.ndarray, title: str, size: tuple[float, f
     # "compressed": the constrained layout for fixed-aspect axes; it makes the colour bar as tall as the image
     fig, (ax,) = _figure((size[1] * 1.1, size[1]), layout="compressed")
     image = ax.imshow(per_pixel, cmap="magma")
-    fig.colorbar(image, ax=ax, label="Σ over hidden units of F (per input pixel)")
+    fig.colorbar(image, ax=ax, label="Σ over hidden units of Ω (per input pixel)")
     ax.set_xlabel("pixel column")
     ax.set_ylabel("pixel row")
     _title(fig, title)

@@ -19,14 +19,9 @@ def main() -> None:
     parser.add_argument("--theta-a", type=Path, required=True)
     parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
     parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--methods-of", choices=("methods", "sweep"), default="methods",
-                        help="the methods listed in `methods`, or those of `sweep.points` (the λ sweep)")
     args = parser.parse_args()
     params = cli.load_params()
-    if args.methods_of == "sweep":
-        names = list(dict.fromkeys(point["method"] for point in params["sweep"]["points"]))
-    else:
-        names = params["methods"]
+    names = [m for m in params["methods"] if methods_lib.get(m).stage == "importance"]  # the anchors made here
     cli.start(params, args.seed)
     from cllab import data, importance, io, model
 

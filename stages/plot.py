@@ -23,6 +23,8 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     p, seeds, methods = params["plot"], params["seeds"], params["methods"]
+    import numpy as np
+
     from cllab import checkpoint, io, methods as methods_lib, plots, report
 
     size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
@@ -35,13 +37,18 @@ def main() -> None:
         "Accuracy after training B": "plots/accuracy.png",
         "Accuracy on A while training B": "plots/forgetting.png",
     }
-    fisher_methods = [m for m in methods if m.startswith("ewc")]
-    if fisher_methods:
-        anchor = args.models_dir / str(seeds[0]) / "anchors" / f"{fisher_methods[0]}.npz"
-        first = checkpoint.load_importance(anchor)["hidden/kernel"]
-        title = f"Which input pixels matter for task A: Fisher of θ_A ({methods_lib.label(fisher_methods[0])}, seed {seeds[0]})"
-        io.write_bytes(args.out_dir / "fisher_heatmap.png", plots.importance_heatmap(first, title, size, dpi))
-        figures["Fisher information of the first layer, per input pixel"] = "plots/fisher_heatmap.png"
+    # the heat map shows the first layer's Ω of the first method in `methods` whose Ω is a Fisher, else of the first
+    # penalised one; always written (it is a declared output), saying so when no method has an Ω
+    penalised = [m for m in methods if methods_lib.get(m).omega is not None]
+    shown = ([m for m in penalised if methods_lib.get(m).omega == "omega_fisher"] + penalised + [None])[0]
+    if shown is None:
+        first, title = np.zeros((28 * 28, 1)), "No method in `methods` has an importance Ω (fine-tuning only)"
+    else:
+        first = checkpoint.load_importance(args.models_dir / str(seeds[0]) / "anchors" / f"{shown}.npz")["hidden/kernel"]
+        what = "Fisher" if methods_lib.get(shown).omega == "omega_fisher" else "importance Ω"
+        title = f"Which input pixels matter for task A: {what} of θ_A ({methods_lib.label(shown)}, seed {seeds[0]})"
+    io.write_bytes(args.out_dir / "fisher_heatmap.png", plots.importance_heatmap(first, title, size, dpi))
+    figures["Importance of the first layer's weights for task A, per input pixel"] = "plots/fisher_heatmap.png"
     # the λ sweep is an on-demand pipeline of its own (sweep/dvc.yaml); the report links its figure, not a dependency
     figures["Stability–plasticity front (λ sweep, seed 0: `dvc repro sweep/dvc.yaml`)"] = "plots/front.png"
     # long-form tables for `dvc plots`: one row per (epoch, method), means over seeds

@@ -41,8 +41,8 @@ def recorded(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pyte
     (work / "provenance.json").unlink(missing_ok=True)
     for key, value in {
         "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 32,
-        "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "fisher.num_examples": 500,
-        "mas.num_examples": 500, "plot.dpi": 40,
+        "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "importance.fisher.num_examples": 500,
+        "importance.mas.num_examples": 500, "plot.dpi": 40,
         # λ small enough that the regression below (a Fisher ~100x larger) does not diverge: lr·λ·max F < 2
         "train_b.ewc.lambda": 2, "seeds": [0], "methods": ["l2", "ewc"],
     }.items():
