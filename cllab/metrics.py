@@ -150,3 +150,63 @@ def per_seed_headline(rows: Sequence[Mapping]) -> dict[int, dict[str, dict[str, 
         keys = JOINT_HEADLINE if r["method"] == "joint" else tuple(HEADLINE)
         out.setdefault(r["seed"], {})[r["method"]] = {key: float(r[HEADLINE[key]]) for key in keys}
     return out
+
+
+# --- A sequence of T tasks (permuted MNIST): metrics from the T×T accuracy matrix ------------------------------------
+
+
+def _unit_interval_array(values, name: str, ndim: int) -> np.ndarray:
+    """`values` as a float array of `ndim` dimensions with finite entries in [0, 1], else a one-line ValueError."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a numeric array, not ragged or non-numeric ({type(error).__name__})") from None
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {array.ndim}-D with shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} has non-finite entries (NaN or inf) at {np.argwhere(~np.isfinite(array)).tolist()}")
+    outside = (array < 0) | (array > 1)
+    if np.any(outside):
+        raise ValueError(f"{name} has entries outside [0, 1] at {np.argwhere(outside).tolist()}: "
+                         f"{array[outside].tolist()}")
+    return array
+
+
+def sequence_report(R: Sequence[Sequence[float]], initial: Sequence[float] | None = None) -> dict:
+    """Metrics of a sequence of T tasks from R (T×T, R[i][j] = accuracy on task j after training task i, 0-based;
+    Lopez-Paz & Ranzato 2017; Chaudhry et al. 2018):
+    - average_after_task[i] = mean_{j<=i} R[i][j]   (the curve against the number of tasks, Kirkpatrick et al. Fig. 2B)
+    - average_accuracy      = mean_j R[T-1][j]
+    - bwt                   = mean_{j<T-1} (R[T-1][j] − R[j][j])                   (None for T = 1)
+    - forgetting            = mean_{j<T-1} max_{j<=l<=T-2} (R[l][j] − R[T-1][j])   (None for T = 1)
+    - fwt                   = mean_{j>=1} (R[j-1][j] − initial[j])  with `initial` the accuracies of the randomly
+                              initialised model (None without it, or for T = 1)
+    Raises ValueError if R is not a square 2-D matrix with T >= 1 and finite entries in [0, 1], or `initial` is not
+    of length T with such entries."""
+    r = _unit_interval_array(R, "R", ndim=2)
+    t = r.shape[0]
+    if r.shape[1] != t:
+        raise ValueError(f"R must be square (T×T), got shape {r.shape}")
+    if t < 1:
+        raise ValueError("R must hold at least one task (T >= 1), got T = 0")
+    b = None
+    if initial is not None:
+        b = _unit_interval_array(initial, "initial", ndim=1)
+        if len(b) != t:
+            raise ValueError(f"initial must have length T = {t} (one accuracy per task), got length {len(b)}")
+    last = r[t - 1]
+    bwt = forgetting = fwt = None
+    if t >= 2:
+        earlier = np.arange(t - 1)
+        bwt = float(np.mean(last[:-1] - r[earlier, earlier]))
+        forgetting = float(np.mean([np.max(r[j:t - 1, j]) - last[j] for j in earlier]))
+        if b is not None:
+            fwt = float(np.mean([r[j - 1, j] - b[j] for j in range(1, t)]))
+    return {
+        "average_after_task": [float(np.mean(r[i, : i + 1])) for i in range(t)],
+        "average_accuracy": float(np.mean(last)),
+        "bwt": bwt,
+        "forgetting": forgetting,
+        "fwt": fwt,
+        "accuracy_matrix": r.tolist(),
+    }
