@@ -25,7 +25,7 @@ def main() -> None:
     if not points:
         raise io.ArtifactError(f"{args.points}: no sweep points (run: dvc repro sweep/dvc.yaml)")
     points.sort(key=lambda q: (q["method"], q["optimizer"], q["hidden_units"], q["lambda"]))
-    rows = [{c: q.get(c, "") for c in COLUMNS} for q in points]
+    rows = [{c: q.get(c, "") for c in COLUMNS} | {"lambda": float(q["lambda"])} for q in points]  # 100 and 100.0 alike
     io.save_csv(args.out_csv, rows, COLUMNS, digits=4)
     joint = json.loads(args.joint_metrics.read_text())
     reference = {"acc_a": joint["A_after_B"], "acc_b": joint["B_after_B"]}
