@@ -144,3 +144,44 @@ def subset(x: np.ndarray, y: np.ndarray, count: int | str, seed: int) -> tuple[n
         return x, y
     rows = np.sort(np.random.default_rng(seed).permutation(len(y))[:count])
     return x[rows], y[rows]
+
+
+# --- Permuted MNIST (Kirkpatrick et al. 2017, Fig. 2): task t sees every image with its pixels in a fixed order ----
+
+
+def pixel_permutations(num_tasks: int, num_pixels: int, seed: int) -> np.ndarray:
+    """Pixel orders [num_tasks, num_pixels] (int32): task 0 is plain MNIST (the identity), task t > 0 a permutation
+    from a generator seeded by (seed, t), so that adding tasks leaves the earlier ones as they were. Stored as
+    indices: the permuted images are made batch by batch (`permute_pixels`), never written to disk."""
+    if num_tasks < 1 or num_pixels < 1:
+        raise ValueError(f"need num_tasks >= 1 and num_pixels >= 1, got {num_tasks} and {num_pixels}")
+    orders = [np.arange(num_pixels)]
+    orders += [np.random.default_rng([seed, t]).permutation(num_pixels) for t in range(1, num_tasks)]
+    return np.stack(orders).astype(np.int32)
+
+
+def permute_pixels(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Images x [N, ...] with their pixels (row-major) rearranged by `order`: pixel i of the result is pixel order[i]
+    of the input; the shape is kept."""
+    flat = x.reshape(len(x), -1)
+    if flat.shape[1] != len(order):
+        raise ValueError(f"the order has {len(order)} pixels, the images {flat.shape[1]}")
+    return flat[:, order].reshape(x.shape)
+
+
+def replay_buffer(
+    tasks: list[tuple[np.ndarray, np.ndarray]], per_task: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Experience replay's memory: `per_task` examples of each past task (x, y) drawn without replacement by a
+    generator seeded by (seed, t), concatenated in task order (all of a task when it has fewer)."""
+    if per_task < 1:
+        raise ValueError(f"per_task must be >= 1, got {per_task}")
+    xs, ys = [], []
+    for t, (x, y) in enumerate(tasks):
+        take = min(per_task, len(y))
+        rows = np.sort(np.random.default_rng([seed, t]).permutation(len(y))[:take])
+        xs.append(x[rows])
+        ys.append(y[rows])
+    if not xs:
+        raise ValueError("no past task to replay")
+    return np.concatenate(xs), np.concatenate(ys)

@@ -46,3 +46,34 @@ def penalty_for(
     if missing:
         raise ValueError(f"the importance has no entry for {', '.join(missing)}")
     return QuadraticPenalty([anchor[n] for n in anchor], [importance[n] for n in anchor], strength)
+
+
+def collapse(
+    anchors: Sequence[Mapping[str, np.ndarray]], importances: Sequence[Mapping[str, np.ndarray]]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One quadratic for a sum of them: Σ_t Ω_t(θ − θ_t)² = Ω̄(θ − θ̄)² + const, with Ω̄ = Σ_t Ω_t and
+    θ̄ = Σ_t Ω_t θ_t / Ω̄ (θ̄ = the latest θ_t where Ω̄ = 0). So EWC with one penalty per past task (Kirkpatrick et
+    al. 2017) has the gradient of a single QuadraticPenalty(θ̄, Ω̄): one term per step however many tasks.
+    Returns (θ̄, Ω̄) by weight name, in float64."""
+    if not anchors or len(anchors) != len(importances):
+        raise ValueError(f"need as many anchors as importances (at least one), got {len(anchors)} and {len(importances)}")
+    total, bar = {}, {}
+    for name in anchors[-1]:
+        omegas = [np.asarray(o[name], np.float64) for o in importances]
+        thetas = [np.asarray(a[name], np.float64) for a in anchors]
+        total[name] = np.sum(omegas, axis=0)
+        weighted = np.sum([o * t for o, t in zip(omegas, thetas)], axis=0)
+        bar[name] = np.where(total[name] > 0, weighted / np.where(total[name] > 0, total[name], 1.0), thetas[-1])
+    return bar, total
+
+
+def online_importance(
+    accumulated: Mapping[str, np.ndarray] | None, new: Mapping[str, np.ndarray], gamma: float
+) -> dict[str, np.ndarray]:
+    """Online EWC's running importance F̃_t = γ·F̃_(t−1) + F_t, anchored at the latest θ (γ = 1: Huszár 2018's
+    correction of EWC; γ < 1: Schwarz et al. 2018's decay). `accumulated` None before the first task."""
+    if not 0 <= gamma <= 1:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    if accumulated is None:
+        return {name: np.asarray(v, np.float64) for name, v in new.items()}
+    return {name: gamma * np.asarray(accumulated[name], np.float64) + np.asarray(new[name], np.float64) for name in new}
