@@ -161,6 +161,50 @@ def mean_curves(curves: Mapping[int, Sequence[Mapping[str, float]]], column: str
     return epochs, np.array([[r[column] for r in curves[s]] for s in seeds])
 
 
+# --- Long-form tables for `dvc plots` (template by_method): one row per (epoch, method), means over seeds -------------
+
+TABLE_KEYS = ["epoch", "method", "label", "color"]
+# column of plots/training_b.csv -> the DVCLive metric it averages
+TRAINING_TERMS = {"cross_entropy": "train/cross_entropy", "penalty": "train/penalty",
+                  "val_cross_entropy": "eval/cross_entropy", "val_penalty": "eval/penalty", "val_accuracy": "eval/accuracy"}
+
+
+def _keys(method: str, epoch: int) -> dict:
+    return {"epoch": epoch, "method": method, "label": methods.label(method), "color": methods.color(method)}
+
+
+def forgetting_table(curves: Mapping[str, Mapping[int, Sequence[Mapping[str, float]]]]) -> list[dict]:
+    """Rows (epoch, method, label, colour, acc_a, acc_b) of the per-seed forgetting curves {method: {seed: rows}},
+    the accuracies averaged over seeds; epoch 0 is the model training started from."""
+    table = []
+    for method, per_seed in curves.items():
+        epochs, acc_a = mean_curves(per_seed, "acc_a")
+        acc_b = mean_curves(per_seed, "acc_b")[1]
+        table += [{**_keys(method, int(e)), "acc_a": float(a), "acc_b": float(b)}
+                  for e, a, b in zip(epochs, acc_a.mean(axis=0), acc_b.mean(axis=0))]
+    return table
+
+
+def training_table(logs: Mapping[str, Sequence[Mapping[str, Mapping[int, float]]]]) -> list[dict]:
+    """Rows (epoch, method, label, colour, TRAINING_TERMS...) from DVCLive logs {method: [one run per seed:
+    {metric name: {step: value}}]}, averaged over seeds. A run without a penalty (fine-tuning) logs no
+    cross-entropy or penalty: its cross-entropy is its loss and its penalty 0."""
+    table = []
+    for method, runs in logs.items():
+        def term(run: Mapping[str, Mapping[int, float]], name: str) -> Mapping[int, float]:
+            if run.get(name):
+                return run[name]
+            if name.endswith("/cross_entropy"):
+                return run[name.replace("cross_entropy", "loss")]
+            return {step: 0.0 for step in run["train/loss"]}  # a penalty that is not there
+
+        for epoch in sorted(runs[0]["train/loss"]):
+            values = {column: sum(term(run, name)[epoch] for run in runs) / len(runs)
+                      for column, name in TRAINING_TERMS.items()}
+            table.append({**_keys(method, epoch), **values})
+    return table
+
+
 @plt.rc_context(STYLE)
 def forgetting_curves(
     curves: Mapping[str, Mapping[int, Sequence[Mapping[str, float]]]], joint: Mapping, size: tuple[float, float], dpi: int

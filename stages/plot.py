@@ -52,32 +52,12 @@ def main() -> None:
     # the λ sweep is an on-demand pipeline of its own (sweep/dvc.yaml); the report links its figure, not a dependency
     figures["Stability–plasticity front (λ sweep, seed 0: `dvc repro sweep/dvc.yaml`)"] = "plots/front.png"
     # long-form tables for `dvc plots`: one row per (epoch, method), means over seeds
-    def row(method: str, epoch: int) -> dict:
-        return {"epoch": epoch, "method": method, "label": methods_lib.label(method), "color": methods_lib.color(method)}
-
-    table = []
-    for m in methods:
-        epochs = [int(r["epoch"]) for r in curves[m][seeds[0]]]
-        means = {c: plots.mean_curves(curves[m], c)[1].mean(axis=0) for c in ("acc_a", "acc_b")}
-        table += [{**row(m, e), "acc_a": float(means["acc_a"][i]), "acc_b": float(means["acc_b"][i])}
-                  for i, e in enumerate(epochs)]
-    io.save_csv(args.out_dir / "forgetting.csv", table, ["epoch", "method", "label", "color", "acc_a", "acc_b"])
-    terms = {"cross_entropy": "train/cross_entropy", "penalty": "train/penalty", "val_cross_entropy": "eval/cross_entropy",
-             "val_penalty": "eval/penalty", "val_accuracy": "eval/accuracy"}
-    table = []
-    for m in methods:
-        runs = [args.live_dir / str(s) / f"train_b_{m}" for s in seeds]
-        logged = {c: [io.load_live_metric(run, name) for run in runs] for c, name in terms.items()}
-        loss = {c: [io.load_live_metric(run, c) for run in runs] for c in ("train/loss", "eval/loss")}
-        for epoch in sorted(loss["train/loss"][0]):
-            values = {}
-            for column, per_seed in logged.items():
-                if not per_seed[0]:  # no penalty (fine-tuning): the loss is the cross-entropy, the penalty 0
-                    fallback = loss["eval/loss" if column.startswith("val_") else "train/loss"]
-                    per_seed = fallback if column.endswith("cross_entropy") else [{epoch: 0.0} for _ in runs]
-                values[column] = sum(run[epoch] for run in per_seed) / len(per_seed)
-            table.append({**row(m, epoch), **values})
-    io.save_csv(args.out_dir / "training_b.csv", table, ["epoch", "method", "label", "color", *terms])
+    table = plots.forgetting_table(curves)
+    io.save_csv(args.out_dir / "forgetting.csv", table, [*plots.TABLE_KEYS, "acc_a", "acc_b"])
+    wanted = [*plots.TRAINING_TERMS.values(), "train/loss", "eval/loss"]
+    logs = {m: [{name: io.load_live_metric(args.live_dir / str(s) / f"train_b_{m}", name) for name in wanted}
+                for s in seeds] for m in methods}
+    io.save_csv(args.out_dir / "training_b.csv", plots.training_table(logs), [*plots.TABLE_KEYS, *plots.TRAINING_TERMS])
     lambdas = {m: params["train_b"][m]["lambda"] for m in methods}
     paired = json.loads(args.metrics.read_text()).get("paired_vs_l2")
     made_on = json.loads(args.provenance.read_text()) if args.provenance.exists() else None

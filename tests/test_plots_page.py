@@ -57,3 +57,21 @@ def test_interactive_plots_are_templated_and_read_long_form_tables(root):
     assert list(dict.fromkeys(r["method"] for r in rows)) == params["methods"]
     assert all(r["label"] == methods.label(r["method"]) and r["color"] == methods.color(r["method"]) for r in rows)
     assert sorted({int(r["epoch"]) for r in rows}) == list(range(params["train_b"]["epochs"] + 1))
+
+
+def test_long_form_tables_average_over_seeds_and_read_fine_tuning_without_a_penalty():
+    from cllab import plots
+
+    curves = {"ewc": {0: [{"epoch": 0, "acc_a": 0.9, "acc_b": 0.1}, {"epoch": 1, "acc_a": 0.7, "acc_b": 0.8}],
+                      1: [{"epoch": 0, "acc_a": 0.8, "acc_b": 0.2}, {"epoch": 1, "acc_a": 0.5, "acc_b": 0.6}]}}
+    rows = plots.forgetting_table(curves)
+    assert [r["epoch"] for r in rows] == [0, 1] and rows[0]["label"] == methods.label("ewc")
+    assert rows[1]["acc_a"] == 0.6 and abs(rows[0]["acc_b"] - 0.15) < 1e-12
+    penalised = {"train/loss": {1: 2.0}, "eval/loss": {1: 1.5}, "train/cross_entropy": {1: 1.2},
+                 "train/penalty": {1: 0.8}, "eval/cross_entropy": {1: 1.0}, "eval/penalty": {1: 0.5},
+                 "eval/accuracy": {1: 0.9}}
+    plain = {"train/loss": {1: 0.4}, "eval/loss": {1: 0.3}, "eval/accuracy": {1: 0.95}}  # fine-tuning logs no terms
+    ewc, none = plots.training_table({"ewc": [penalised], "none": [plain, plain]})
+    assert (ewc["cross_entropy"], ewc["penalty"], ewc["val_penalty"]) == (1.2, 0.8, 0.5)
+    assert (none["cross_entropy"], none["val_cross_entropy"], none["penalty"], none["val_penalty"]) == (0.4, 0.3, 0.0, 0.0)
+    assert none["color"] == methods.color("none") and none["val_accuracy"] == 0.95
