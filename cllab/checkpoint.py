@@ -21,12 +21,23 @@ EXTRA_PREFIXES = (IMPORTANCE_PREFIX, "si/")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture: Flatten -> Dense(hidden_units, relu) -> Dropout(dropout) -> Dense(num_classes) logits."""
+    """Architecture: Flatten -> hidden_layers × [Dense(hidden_units, relu) -> Dropout(dropout)] -> Dense(num_classes)
+    logits."""
 
     hidden_units: int = 128
     dropout: float = 0.2
     num_classes: int = NUM_CLASSES
     input_shape: tuple[int, int] = (28, 28)
+    hidden_layers: int = 1
+
+
+def _config_json(config: ModelConfig) -> str:
+    """The config as stored: `hidden_layers` only when it is not 1, so one-layer files keep the bytes they had
+    before the field existed (and load the same either way)."""
+    fields = asdict(config)
+    if fields["hidden_layers"] == 1:
+        del fields["hidden_layers"]
+    return json.dumps(fields, sort_keys=True)
 
 
 def save(
@@ -37,7 +48,7 @@ def save(
     `extras` are arrays stored beside the weights under a known prefix: `importance/<weight>` (the importance Ω
     of these weights, so that an anchor θ* and its Ω travel in one file) or `si/...` (SI's path integral).
     """
-    arrays: dict[str, np.ndarray] = {CONFIG_KEY: np.array(json.dumps(asdict(config), sort_keys=True))}
+    arrays: dict[str, np.ndarray] = {CONFIG_KEY: np.array(_config_json(config))}
     arrays.update(weights)
     for key, values in (extras or {}).items():
         if not key.startswith(EXTRA_PREFIXES):

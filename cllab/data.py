@@ -126,6 +126,24 @@ def _arrays(split: str, images: np.ndarray, digits: np.ndarray) -> dict[str, np.
     }
 
 
+def split_digits(
+    mnist: Mapping[str, tuple[np.ndarray, np.ndarray]], val_fraction: float, val_seed: int
+) -> dict[str, np.ndarray]:
+    """All ten digits (label = digit, int32; pixels in [0, 1], float32) with a seeded random `val_fraction` of the
+    training set held out for validation: x_/y_ arrays for train, val and test (the permuted-MNIST sequence's data)."""
+    train_images, train_digits = mnist["train"]
+    test_images, test_digits = mnist["test"]
+    order = np.random.default_rng(val_seed).permutation(len(train_digits))
+    n_val = int(round(val_fraction * len(order)))
+    rows = {"train": np.sort(order[n_val:]), "val": np.sort(order[:n_val])}
+    arrays: dict[str, np.ndarray] = {}
+    for split, (images, digits) in {**{s: (train_images[r], train_digits[r]) for s, r in rows.items()},
+                                    "test": (test_images, test_digits)}.items():
+        arrays[f"x_{split}"] = images.astype(np.float32) / np.float32(255.0)
+        arrays[f"y_{split}"] = digits.astype(np.int32)
+    return arrays
+
+
 def task_arrays_names() -> list[str]:
     """The arrays every prepared task file holds, in file order."""
     return [f"{kind}_{split}" for split in SPLITS for kind in ("x", "y", "digit")]

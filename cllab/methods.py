@@ -2,8 +2,13 @@
 
 Adding a penalty method means one `Method` entry here, its Ω function in cllab.importance (signature
 `(source, settings) -> {weight name: Ω}`) and its keys in params.yaml (`train_b.<name>.lambda`, its settings under
-`importance.<settings>` if it has its own, and its name in `methods` to run it). Params validation, the importance
-stage, train_b, evaluate, the plots, the report and the tests read this table; dvc.yaml names no method.
+`importance.<settings>` if it has its own, and its name in `methods` to run it; for the task sequence,
+`sequence.lambdas.<name>` and its name in `sequence.methods`). Params validation, the importance stages, train_b,
+the sequence runs, evaluate, the plots, the reports and the tests read this table; no dvc.yaml names a method.
+
+Two experiments read it: the two-task study (dvc.yaml) and the permuted-MNIST sequence (sequence/dvc.yaml). A
+method says which it belongs to (`experiments`) and, for sequences, how the importances of past tasks carry over
+to the next task (`carry`) and whether it replays stored examples (`replay`).
 
 No TensorFlow here: params validation uses it and must answer in milliseconds.
 """
@@ -23,6 +28,15 @@ FISHER_SETTINGS = MappingProxyType({
 })
 SUBSET_SETTINGS = MappingProxyType({"num_examples": all_or_int(), "batch_size": int_at_least(1)})
 
+EXPERIMENTS = ("two_task", "sequence")
+# How a sequence's penalty for task t+1 is made from the (θ_s, Ω_s) of the tasks s ≤ t learned so far:
+CARRIES = (
+    "sum",     # one penalty per past task, Σ_s Ω_s(θ − θ_s)² (Kirkpatrick et al. 2017), trained as one collapsed quadratic
+    "online",  # one penalty at the latest θ_t with the running Ω̃_t = γ·Ω̃_(t−1) + Ω_t (Huszár 2018; Schwarz et al. 2018)
+    "latest",  # only the latest task's Ω_t at θ_t: the old Ω's are dropped
+)
+GAMMA = Spec(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1, "a number in [0, 1]")
+
 
 @dataclass(frozen=True)
 class Method:
@@ -34,6 +48,9 @@ class Method:
     (None: it reads none) and settings_schema its leaves; fixed: settings the method pins whatever params.yaml says
     (ewc_sampled always uses the sampled Fisher); stage: the DVC stage that writes its anchor file (θ_A with Ω);
     lambda_spec: what its λ may be; lambda_grid: the λ values scripts/select_lambda.py tries on validation data.
+    experiments: the experiments it runs in (EXPERIMENTS); carry: how a sequence combines the Ω's of past tasks
+    (CARRIES); options: the method's own keys beside `lambda` in params.yaml's `sequence.lambdas.<name>` (γ of online
+    carrying, replay's buffer size); replay: whether each batch mixes in stored examples of past tasks.
     """
 
     name: str
@@ -46,7 +63,13 @@ class Method:
     stage: str = "importance"
     lambda_spec: Spec = field(default_factory=lambda: num_at_least(0.0))
     lambda_grid: tuple[float, ...] = ()
+    experiments: tuple[str, ...] = EXPERIMENTS
+    carry: str = "sum"
+    options: Mapping[str, Spec] = field(default_factory=dict)
+    replay: bool = False
 
+
+SEQUENCE_ONLY = ("sequence",)
 
 REGISTRY: tuple[Method, ...] = (
     Method("none", "fine-tune", "#d62728", omega=None, lambda_spec=zero("fine-tuning has no penalty")),
@@ -58,14 +81,31 @@ REGISTRY: tuple[Method, ...] = (
     Method("ewc_empirical", "EWC, empirical F", "#17becf", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, fixed={"kind": "empirical"},
            lambda_grid=(300, 1000, 2000, 3000, 4500, 7000)),
+    # SI and MAS accumulate their importance over tasks at the latest θ, as their papers do (γ = 1)
     Method("si", "SI", "#9467bd", omega="omega_si", settings="si", settings_schema={"xi": num_positive()},
-           lambda_grid=(30, 100, 300, 1000, 2000, 3000)),
+           lambda_grid=(30, 100, 300, 1000, 2000, 3000), carry="online"),
     Method("mas", "MAS", "#ff7f0e", omega="omega_mas", settings="mas", settings_schema=SUBSET_SETTINGS,
-           lambda_grid=(0.1, 0.3, 1, 2, 3, 5)),
+           lambda_grid=(0.1, 0.3, 1, 2, 3, 5), carry="online"),
+    # Sequence-only: with two tasks each is EWC itself (one past task: every carry gives Ω_A at θ_A)
+    Method("ewc_online", "online EWC", "#bcbd22", omega="omega_fisher", settings="fisher",
+           settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
+    Method("ewc_decay", "online EWC, decayed", "#7f7f7f", omega="omega_fisher", settings="fisher",
+           settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
+    Method("ewc_latest", "EWC, latest F only", "#e377c2", omega="omega_fisher", settings="fisher",
+           settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="latest"),
+    Method("replay", "replay", "#000080", omega=None, lambda_spec=zero("replay has no penalty"),
+           experiments=SEQUENCE_ONLY, options={"per_task": int_at_least(1)}, replay=True),
 )
 
 BY_NAME: Mapping[str, Method] = MappingProxyType({m.name: m for m in REGISTRY})
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+
+
+def names(experiment: str) -> tuple[str, ...]:
+    """The methods of one experiment ('two_task' or 'sequence'), in table order."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r} (expected one of {', '.join(EXPERIMENTS)})")
+    return tuple(m.name for m in REGISTRY if experiment in m.experiments)
 
 # The references every figure carries beside the methods: not trained from θ_A, so not in `methods`.
 REFERENCES: Mapping[str, tuple[str, str]] = MappingProxyType({"joint": ("joint (upper bound)", "#555555")})
@@ -89,11 +129,11 @@ def color(name: str) -> str:
     return BY_NAME[name].color if name in BY_NAME else REFERENCES.get(name, ("", "#888888"))[1]
 
 
-def settings_schema() -> dict[str, dict[str, Spec]]:
-    """The schema of params.yaml's `importance` section: one entry per settings key the methods read."""
+def settings_schema(experiment: str = "two_task") -> dict[str, dict[str, Spec]]:
+    """The schema of an experiment's `importance` section: one entry per settings key its methods read."""
     schema: dict[str, dict[str, Spec]] = {}
     for method in REGISTRY:
-        if method.settings is None:
+        if method.settings is None or experiment not in method.experiments:
             continue
         if method.settings in schema and dict(schema[method.settings]) != dict(method.settings_schema):
             raise ValueError(f"methods sharing importance.{method.settings} declare different settings")

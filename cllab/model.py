@@ -83,14 +83,14 @@ def build_model(
     config: ModelConfig, penalty: Penalty | None = None, track_path_integral: bool = False
 ) -> ContinualClassifier:
     """A freshly initialised (seeded by keras.utils.set_random_seed) classifier."""
+    hidden = []
+    for i in range(config.hidden_layers):  # layer names hidden, hidden_2, ...: weight names stay stable
+        suffix = "" if i == 0 else f"_{i + 1}"
+        hidden += [keras.layers.Dense(config.hidden_units, activation="relu", name=f"hidden{suffix}"),
+                   keras.layers.Dropout(config.dropout, name=f"dropout{suffix}")]
     model = ContinualClassifier(
-        [
-            keras.Input(shape=config.input_shape),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(config.hidden_units, activation="relu", name="hidden"),
-            keras.layers.Dropout(config.dropout, name="dropout"),
-            keras.layers.Dense(config.num_classes, name="logits"),
-        ],
+        [keras.Input(shape=config.input_shape), keras.layers.Flatten(name="flatten"), *hidden,
+         keras.layers.Dense(config.num_classes, name="logits")],
         penalty=penalty,
         track_path_integral=track_path_integral,
         name="mlp",

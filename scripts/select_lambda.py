@@ -37,9 +37,9 @@ def main() -> None:
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     grids = dict(args.grid) if args.grid else GRIDS
-    unknown = [m for m in grids if m not in methods.NAMES]
+    unknown = [m for m in grids if m not in methods.names("two_task")]
     if unknown:
-        raise SystemExit(f"error: --grid method {unknown[0]!r} is not one of {', '.join(methods.NAMES)}")
+        raise SystemExit(f"error: --grid method {unknown[0]!r} is not one of {', '.join(methods.names('two_task'))}")
     cli.start(params, args.seed)
     from cllab import data, io, model, training
     from cllab.runtime import set_determinism

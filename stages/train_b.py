@@ -22,8 +22,8 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     cfg = params["train_b"]
-    if args.method not in methods.NAMES:  # not params["methods"]: that list is the matrix, not an input here
-        raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(methods.NAMES)}")
+    if args.method not in methods.names("two_task"):  # not params["methods"]: that list is the matrix, not an input
+        raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(methods.names('two_task'))}")
     strength = cfg[args.method]["lambda"]
     cli.start(params, args.seed)
     from cllab import data, io, model, training

@@ -41,9 +41,21 @@ def test_every_omega_names_a_function_of_cllab_importance():
 
 def test_params_schema_follows_the_registry(good):
     schema = params.schema()
-    assert set(schema["train_b"]) - {"epochs", "batch_size", "optimizer"} == set(methods.NAMES)
-    assert set(schema["importance"]) == {m.settings for m in methods.REGISTRY if m.settings}
-    assert set(good["methods"]) <= set(methods.NAMES)
+    two_task = methods.names("two_task")
+    assert set(schema["train_b"]) - {"epochs", "batch_size", "optimizer"} == set(two_task)
+    assert set(schema["importance"]) == {methods.get(m).settings for m in two_task if methods.get(m).settings}
+    assert set(good["methods"]) <= set(two_task)
+    assert set(methods.names("sequence")) - set(two_task) == {"ewc_online", "ewc_decay", "ewc_latest", "replay"}
+
+
+def test_sequence_only_methods_are_not_accepted_by_the_two_task_study(good):
+    config = copy.deepcopy(good)
+    config["methods"] = [*good["methods"], "replay"]
+    with pytest.raises(params.ParamsError, match="methods item 7 is 'replay', expected one of none, l2"):
+        params.validate(config)
+    with pytest.raises(ValueError, match="unknown experiment 'three_task'"):
+        methods.names("three_task")
+    assert all(m.carry in methods.CARRIES for m in methods.REGISTRY)
 
 
 def test_a_method_added_to_the_registry_is_validated_without_touching_params_py(good, monkeypatch):
@@ -87,7 +99,7 @@ def test_methods_sharing_settings_must_agree_on_them(monkeypatch):
 
 def test_each_method_names_the_stage_that_writes_its_anchor(root):
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    for method in methods.REGISTRY:
+    for method in map(methods.get, methods.names("two_task")):
         stage = pipeline[method.stage]
         assert "models/${item.seed}/anchors" in stage["outs"], method.name
         assert "methods" in stage["params"]  # it makes the anchors of the methods in `methods`
