@@ -210,3 +210,52 @@ def sequence_report(R: Sequence[Sequence[float]], initial: Sequence[float] | Non
         "fwt": fwt,
         "accuracy_matrix": r.tolist(),
     }
+
+
+SEQUENCE_HEADLINE = {"average": "average_accuracy", "bwt": "bwt", "forgetting": "forgetting", "fwt": "fwt"}
+
+
+def sequence_run_report(run: Mapping) -> dict:
+    """One run of a sequence (stages/sequence_run.py's JSON): sequence_report on the test matrix with the initial
+    model's accuracies, plus the validation average accuracy after each task (over the tasks seen so far), the
+    number hyper-parameters are chosen by."""
+    report = sequence_report(run["R"]["test"], run["initial"]["test"])
+    val = run["R"]["val"]
+    report["val_average_after_task"] = [float(np.mean(val[i][: i + 1])) for i in range(len(val))]
+    report["val_average_accuracy"] = report["val_average_after_task"][-1]
+    return report
+
+
+def sequence_summary(reports: Mapping[str, Sequence[Mapping]]) -> dict:
+    """Per method, mean and 95 % interval over seeds of the scalars, of the average accuracy after each task (test
+    and validation) and of the accuracy on the first task after each task, and the mean R; `reports[method]` is one sequence_run_report per seed."""
+    out = {}
+    for method, per_seed in reports.items():
+        r = np.mean([p["accuracy_matrix"] for p in per_seed], axis=0)
+        entry: dict = {"seeds": len(per_seed), "accuracy_matrix_mean": r.tolist()}
+        for key in ("average_accuracy", "val_average_accuracy", "bwt", "forgetting", "fwt"):
+            values = [p[key] for p in per_seed]
+            entry[key] = mean_ci95(values) if all(v is not None for v in values) else None
+        for key in ("average_after_task", "val_average_after_task"):
+            entry[key] = [mean_ci95([p[key][i] for p in per_seed]) for i in range(len(per_seed[0][key]))]
+        entry["first_task_after_task"] = [mean_ci95([p["accuracy_matrix"][i][0] for p in per_seed])
+                                          for i in range(len(r))]
+        out[method] = entry
+    return out
+
+
+def sequence_headline(summary: Mapping[str, Mapping], joint: Sequence[Sequence[float]]) -> dict[str, dict]:
+    """The sequence's headline files {stem: numbers}, like headline_files: per method the means over seeds of the
+    final average accuracy, BWT, forgetting and FWT and the number of seeds, `<method>.ci95` the half-widths (two
+    seeds or more); `joint` the joint model's average test accuracy over all tasks (one row per seed in `joint`)."""
+    files: dict[str, dict] = {}
+    for method, entry in summary.items():
+        stats = {key: entry[name] for key, name in SEQUENCE_HEADLINE.items() if entry[name] is not None}
+        files[method] = {**{key: s["mean"] for key, s in stats.items()}, "seeds": entry["seeds"]}
+        if entry["seeds"] > 1:
+            files[f"{method}.ci95"] = {key: s["ci95"] for key, s in stats.items()}
+    averages = mean_ci95([float(np.mean(row)) for row in joint])
+    files["joint"] = {"average": averages["mean"], "seeds": len(joint)}
+    if len(joint) > 1:
+        files["joint.ci95"] = {"average": averages["ci95"]}
+    return files

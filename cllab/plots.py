@@ -361,3 +361,121 @@ def front(points: Sequence[Mapping], joint: Mapping[str, float], size: tuple[flo
     for ax, notes, drawn in per_panel:
         _place_labels(ax, notes, drawn)
     return _png(fig, dpi)
+
+
+# --- A sequence of tasks (permuted MNIST, sequence/dvc.yaml) ----------------------------------------------------------
+
+
+def sequence_curve_table(curves: Mapping[str, Mapping[int, Sequence[Mapping]]], tasks_shown: int) -> list[dict]:
+    """Long-form rows (method, label, color, step, task trained, acc_1..acc_k): the test accuracy of the first tasks
+    after every epoch of the whole sequence, mean over seeds; step 0 is the initial model, step k the k-th epoch."""
+    out = []
+    for method, by_seed in curves.items():
+        runs = list(by_seed.values())
+        for i, row in enumerate(runs[0]):
+            values = {f"acc_{j}": float(np.mean([run[i][f"acc_{j}"] for run in runs])) for j in range(1, tasks_shown + 1)}
+            out.append({"method": method, "label": methods.label(method), "color": methods.color(method),
+                        "step": i, "task": int(row["task"]), **values})
+    return out
+
+
+@plt.rc_context(STYLE)
+def sequence_curves(table: Sequence[Mapping], tasks_shown: int, epochs: int, size: tuple[float, float],
+                    dpi: int, seeds: int) -> bytes:
+    """Kirkpatrick et al.'s Fig. 2A: one panel per early task, its test accuracy over the whole training time (all
+    tasks in turn), one line per method; dotted lines where a new task starts."""
+    fig, axes = plt.subplots(tasks_shown, 1, figsize=(size[0], size[1] * max(1.0, 0.45 * tasks_shown)),
+                             layout="constrained", sharex=True, squeeze=False)
+    methods_in = list(dict.fromkeys(r["method"] for r in table))
+    last = max(r["step"] for r in table)
+    for j, ax in enumerate(axes[:, 0], start=1):
+        for method in methods_in:
+            rows = [r for r in table if r["method"] == method]
+            ax.plot([r["step"] for r in rows], [r[f"acc_{j}"] for r in rows], color=methods.color(method), lw=1.3)
+        for boundary in range(0, last + 1, epochs):
+            ax.axvline(boundary, color="#bbbbbb", lw=0.6, ls=":")
+        ax.axvspan((j - 1) * epochs, j * epochs, color="#eeeeee", zorder=0)
+        ax.set_ylabel(f"task {j}")
+        ax.set_ylim(0.8, 1.0)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xlabel(f"epochs of training ({epochs} per task; grey: while training that task)")
+    axes[-1, 0].set_xlim(0, last)
+    _title(fig, f"Permuted MNIST: test accuracy of the first tasks while the next are learned ({_seeds_note(seeds)})")
+    handles = [Line2D([], [], color=methods.color(m), lw=1.5) for m in methods_in]
+    _legend_below(fig, handles, [methods.label(m) for m in methods_in])
+    return _png(fig, dpi)
+
+
+def sequence_by_tasks_table(summary: Mapping[str, Mapping],
+                            references: Mapping[str, tuple[str, str, Sequence[float]]]) -> list[dict]:
+    """Long-form rows (method, label, color, tasks, average_accuracy, ci95): the average test accuracy over the tasks
+    learned so far after each task, per method (mean over seeds, 95 % half-width), and per reference line
+    {name: (label, colour, values)} (no interval)."""
+    out = []
+    for method, entry in summary.items():
+        for t, stat in enumerate(entry["average_after_task"], start=1):
+            out.append({"method": method, "label": methods.label(method), "color": methods.color(method), "tasks": t,
+                        "average_accuracy": stat["mean"], "ci95": stat["ci95"] if stat["ci95"] is not None else ""})
+    for name, (label, color, values) in references.items():
+        for t, value in enumerate(values, start=1):
+            out.append({"method": name, "label": label, "color": color, "tasks": t,
+                        "average_accuracy": float(value), "ci95": ""})
+    return out
+
+
+@plt.rc_context(STYLE)
+def sequence_average(table: Sequence[Mapping], references: Sequence[str], size: tuple[float, float], dpi: int,
+                     seeds: int) -> bytes:
+    """Kirkpatrick et al.'s Fig. 2B: average test accuracy over the tasks learned so far against their number, per
+    method with its 95 % interval as a band; the `references` (joint model, single-task) dashed."""
+    fig, axes = _figure(size)
+    ax = axes[0]
+    names = list(dict.fromkeys(r["method"] for r in table))
+    handles, labels = [], []
+    for name in names:
+        rows = [r for r in table if r["method"] == name]
+        x = np.array([r["tasks"] for r in rows])
+        y = np.array([r["average_accuracy"] for r in rows])
+        reference = name in references
+        style = {"color": rows[0]["color"], "ls": "--" if reference else "-"}
+        ax.plot(x, y, lw=1.3 if reference else 1.6, marker=None if reference else "o", ms=3, **style)
+        ci = np.array([r["ci95"] if r["ci95"] not in ("", None) else 0.0 for r in rows], dtype=float)
+        if ci.any():
+            ax.fill_between(x, y - ci, y + ci, color=rows[0]["color"], alpha=0.12, lw=0)
+        handles.append(Line2D([], [], **style))
+        labels.append(rows[0]["label"])
+    ax.set_xlabel("number of tasks learned")
+    ax.set_ylabel("average test accuracy over those tasks")
+    ax.set_xticks(sorted({r["tasks"] for r in table}))
+    ax.grid(alpha=0.3)
+    _title(fig, f"Permuted MNIST: average accuracy as tasks accumulate ({_seeds_note(seeds)})")
+    _legend_below(fig, handles, labels)
+    return _png(fig, dpi)
+
+
+@plt.rc_context(STYLE)
+def accuracy_matrices(summary: Mapping[str, Mapping], size: tuple[float, float], dpi: int, seeds: int) -> bytes:
+    """The accuracy matrix R (row: after training task i, column: task j; mean over seeds) of every method."""
+    names = list(summary)
+    ncols = min(3, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0], size[1] * 0.62 * nrows), layout="constrained",
+                             squeeze=False)
+    image = None
+    for ax, name in zip(axes.flat, names):
+        r = np.array(summary[name]["accuracy_matrix_mean"])
+        image = ax.imshow(r, vmin=0.0, vmax=1.0, cmap="viridis")
+        ticks = np.arange(len(r))
+        ax.set_xticks(ticks, [str(t + 1) for t in ticks], fontsize=6)
+        ax.set_yticks(ticks, [str(t + 1) for t in ticks], fontsize=6)
+        ax.set_title(methods.label(name))
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("task j")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("after task i")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy R[i][j]")
+    _title(fig, f"Permuted MNIST: accuracy on task j after training task i ({_seeds_note(seeds)})")
+    return _png(fig, dpi)

@@ -86,3 +86,78 @@ def markdown(
             "",
         ]
     return "\n".join(parts)
+
+
+# --- A sequence of tasks (permuted MNIST) -----------------------------------------------------------------------------
+
+
+def _stat(stat: Mapping | None, signed: bool = False) -> str:
+    if stat is None:
+        return "—"
+    mean = f"{stat['mean']:+.3f}" if signed else f"{stat['mean']:.3f}"
+    return mean if stat["ci95"] is None else f"{mean} ± {stat['ci95']:.3f}"
+
+
+def _settings(own: Mapping) -> str:
+    return ", ".join(f"{'λ' if k == 'lambda' else k} {v:g}" for k, v in own.items())
+
+
+def sequence_table(summary: Mapping[str, Mapping], settings: Mapping[str, Mapping], joint: Mapping) -> str:
+    """Markdown table, one row per method then the joint model: test average accuracy after all tasks, BWT,
+    forgetting, FWT, and the validation average accuracy (the number hyper-parameters are chosen by)."""
+    lines = ["| method | settings | average accuracy | BWT | forgetting | FWT | validation average |",
+             "|---|---|---|---|---|---|---|"]
+    for method, entry in summary.items():
+        cells = [_stat(entry["average_accuracy"]), _stat(entry["bwt"], True), _stat(entry["forgetting"]),
+                 _stat(entry["fwt"], True), _stat(entry["val_average_accuracy"])]
+        lines.append(f"| {label(method)} | {_settings(settings[method])} | " + " | ".join(cells) + " |")
+    lines.append(f"| {label('joint')} | — | {_stat(joint['test'])} | — | — | — | {_stat(joint['val'])} |")
+    return "\n".join(lines)
+
+
+def task_c_table(summary: Mapping[str, Mapping], names: Sequence[str], after: int) -> str:
+    """The task-C comparison: how the importances of past tasks carry over, after task `after` and at the end."""
+    lines = [f"| carrying the Fisher over | average after task {after} | task 1 after task {after} | "
+             f"average after task {len(next(iter(summary.values()))['average_after_task'])} |", "|---|---|---|---|"]
+    for method in names:
+        entry = summary[method]
+        task1 = entry["first_task_after_task"][after - 1]
+        lines.append(f"| {label(method)} | {_stat(entry['average_after_task'][after - 1])} | {_stat(task1)} | "
+                     f"{_stat(entry['average_after_task'][-1])} |")
+    return "\n".join(lines)
+
+
+def sequence_markdown(summary: Mapping[str, Mapping], settings: Mapping[str, Mapping], joint: Mapping,
+                      setup: str, seeds: Sequence[int], task_c: Sequence[str], figures: Mapping[str, str],
+                      divergence: Mapping[str, float]) -> str:
+    """The sequence's report section: the table, the task-C comparison (methods `task_c`), the figures
+    ({caption: PNG path relative to the report}), and lr × λ × max Ω̄ per penalised method (SGD diverges near 2)."""
+    parts = [
+        "# Permuted MNIST: many tasks in turn",
+        "",
+        setup,
+        f"Test accuracy, mean ± half-width of the 95 % t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))}).",
+        "",
+        sequence_table(summary, settings, joint),
+        "",
+        "R[i][j] = test accuracy on task j after training task i (T tasks). Average accuracy = mean_j R[T][j];",
+        "BWT = mean_{j<T} (R[T][j] − R[j][j]); forgetting = mean_{j<T} max_{j≤l<T} (R[l][j] − R[T][j]);",
+        "FWT = mean_{j>1} (R[j−1][j] − accuracy of the initial model on task j).",
+        "",
+    ]
+    if task_c:
+        parts += [
+            "## Task C: how the Fisher carries over",
+            "",
+            "Same λ and seed for every row, so tasks 1 and 2 are trained identically (one past task: every way of",
+            "carrying gives Ω_1 at θ_1); they differ from task 3 (task C) on.",
+            "",
+            task_c_table(summary, task_c, min(3, len(next(iter(summary.values()))["average_after_task"]))),
+            "",
+        ]
+    if divergence:
+        parts += ["Largest learning rate × λ × max Ω̄ over the tasks (plain SGD diverges near 2): "
+                  + ", ".join(f"{label(m)} {v:.2g}" for m, v in divergence.items()) + ".", ""]
+    for caption, path in figures.items():
+        parts += [f"## {caption}", "", f"![{caption}]({path})", ""]
+    return "\n".join(parts)

@@ -1,0 +1,98 @@
+"""Stage report of sequence/dvc.yaml: from the runs' accuracy matrices, the headline metrics (per method: average
+accuracy after all tasks, BWT, forgetting, FWT, and their intervals; the joint model), everything else as plain
+files (full.json: per method the average after each task, R, validation numbers; by_tasks.csv for `dvc plots`),
+the Fig. 2A/2B-style figures, the accuracy matrices and the report section sequence/report.md. No TensorFlow."""
+
+import argparse
+import json
+from pathlib import Path
+
+from cllab import cli, seqparams
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=Path, default=Path("sequence/runs"))
+    parser.add_argument("--out-dir", type=Path, default=Path("sequence"))
+    args = parser.parse_args()
+    params = seqparams.load()
+    seq, p = params["sequence"], params["plot"]
+    seeds, names = seq["seeds"], seq["methods"]
+    import numpy as np
+
+    from cllab import io, methods, metrics, plots, report
+
+    def read(path: Path) -> dict:
+        try:
+            run = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise io.ArtifactError(f"{path}: missing (run dvc repro sequence/dvc.yaml)") from None
+        except ValueError:
+            raise io.ArtifactError(f"{path}: not valid JSON") from None
+        rows = len(run["R"]["test"]) if "R" in run else len(run["R_joint"]["test"])
+        if rows != seq["num_tasks"] and "R" in run:
+            raise io.ArtifactError(f"{path}: {rows} tasks, params.yaml sequence.num_tasks is {seq['num_tasks']}")
+        return run
+
+    runs = {m: {s: read(args.runs / str(s) / f"{m}.json") for s in seeds} for m in names}
+    joint_runs = {s: read(args.runs / str(s) / "joint.json")["R_joint"] for s in seeds}
+    summary = metrics.sequence_summary({m: [metrics.sequence_run_report(r) for r in by_seed.values()]
+                                        for m, by_seed in runs.items()})
+    joint = {split: metrics.mean_ci95([float(np.mean(j[split])) for j in joint_runs.values()])
+             for split in ("test", "val")}
+    out = args.out_dir
+    with io.atomic_dir(out / "metrics" / "headline") as tmp:  # exactly the methods of this run
+        for stem, numbers in metrics.sequence_headline(summary, [j["test"] for j in joint_runs.values()]).items():
+            io.save_json(tmp / f"{stem}.json", numbers)
+    io.save_json(out / "metrics" / "full.json", {"methods": summary, "joint": joint, "seeds": len(seeds)})
+
+    tasks = seq["num_tasks"]
+    references = {"joint": (methods.label("joint"), methods.color("joint"),
+                            [float(np.mean([np.mean(j["test"][:t]) for j in joint_runs.values()]))
+                             for t in range(1, tasks + 1)])}
+    if "none" in runs:  # what each task reaches when just learned without protection: fine-tuning's diagonal
+        diagonal = np.mean([np.diag(r["R"]["test"]) for r in runs["none"].values()], axis=0)
+        references["just_learned"] = ("each task just learned (fine-tune)", "#aaaaaa",
+                                      [float(np.mean(diagonal[:t])) for t in range(1, tasks + 1)])
+    by_tasks = plots.sequence_by_tasks_table(summary, references)
+    io.save_csv(out / "metrics" / "by_tasks.csv", by_tasks,
+                ["method", "label", "color", "tasks", "average_accuracy", "ci95"])
+    size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
+    curves = {m: {s: run["curve"] for s, run in by_seed.items()} for m, by_seed in runs.items()}
+    curve_table = plots.sequence_curve_table(curves, seq["curve_tasks"])
+    figures = {
+        "Test accuracy of the first tasks while the next are learned (Kirkpatrick et al. Fig. 2A)":
+            "plots/fig2a.png",
+        "Average accuracy as tasks accumulate (Fig. 2B)": "plots/fig2b.png",
+        "Accuracy matrices": "plots/matrices.png",
+    }
+    with io.atomic_dir(out / "plots") as tmp:
+        io.write_bytes(tmp / "fig2a.png", plots.sequence_curves(curve_table, seq["curve_tasks"],
+                                                                seq["train"]["epochs"], size, dpi, len(seeds)))
+        io.write_bytes(tmp / "fig2b.png", plots.sequence_average(by_tasks, list(references), size, dpi, len(seeds)))
+        io.write_bytes(tmp / "matrices.png", plots.accuracy_matrices(summary, size, dpi, len(seeds)))
+        io.save_csv(tmp / "curves.csv", curve_table,
+                    ["method", "label", "color", "step", "task",
+                     *[f"acc_{j}" for j in range(1, seq["curve_tasks"] + 1)]])
+    train = seq["train"]
+    model = seq["model"]
+    setup = (f"{tasks} tasks: MNIST, then MNIST with its pixels permuted (one fixed order per task and seed); one "
+             f"10-way output. MLP {model['hidden_layers']}×{model['hidden_units']} (ReLU), "
+             f"{train['optimizer']['name']} learning rate {train['optimizer']['learning_rate']:g}, batch "
+             f"{train['batch_size']}, {train['epochs']} epochs per task (the joint model: {train['epochs']} epochs "
+             f"over all tasks at once). Importance of task t from its own training data after learning it.")
+    lr = train["optimizer"]["learning_rate"]
+    divergence = {m: lr * seq["method"][m]["lambda"] * max(max(r["max_importance"]) for r in runs[m].values())
+                  for m in names if methods.get(m).omega is not None}
+    carried = [m for m in names if methods.get(m).omega == "omega_fisher"]
+    settings = {m: seq["method"][m] for m in names}
+    text = report.sequence_markdown(summary, settings, joint, setup, seeds, carried, figures, divergence)
+    io.write_bytes(out / "report.md", text.encode())
+    for method, entry in summary.items():
+        print(f"{method:>12}: average after {tasks} tasks {entry['average_accuracy']['mean']:.3f}"
+              + ("" if entry["average_accuracy"]["ci95"] is None else f" ± {entry['average_accuracy']['ci95']:.3f}"))
+    print(f"{'joint':>12}: {joint['test']['mean']:.3f}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

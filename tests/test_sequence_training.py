@@ -1,0 +1,223 @@
+"""Training a sequence of tasks (cllab.sequence): how penalties carry over, replay's and the joint model's batches,
+and whole runs on a small synthetic sequence."""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+import pytest
+
+from cllab import data, methods, model, params, regularizers, seqparams, sequence
+
+
+def _weights(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"hidden/kernel": rng.normal(size=(4, 3)) * scale, "hidden/bias": rng.normal(size=3) * scale}
+
+
+def _omega(seed: int) -> dict[str, np.ndarray]:
+    return {k: np.abs(v) for k, v in _weights(seed + 100).items()}
+
+
+def _penalty_value(quadratic, theta) -> float:
+    anchor, omega = quadratic
+    return float(sum(np.sum(omega[k] * (theta[k] - anchor[k]) ** 2) for k in theta))
+
+
+def test_sum_carry_keeps_one_quadratic_per_task_with_the_gradient_of_their_sum():
+    carry = sequence.Carry("sum")
+    assert carry.quadratic() is None
+    thetas, omegas = [_weights(t) for t in range(3)], [_omega(t) for t in range(3)]
+    for theta, omega in zip(thetas, omegas):
+        carry.add(theta, omega)
+    quadratic = carry.quadratic()
+    theta = _weights(9)
+    naive = lambda th: sum(np.sum(o[k] * (th[k] - a[k]) ** 2) for a, o in zip(thetas, omegas) for k in th)  # noqa: E731
+    # same gradient everywhere (the sum and the collapsed quadratic differ by a constant)
+    for k in theta:
+        grad_naive = sum(2 * o[k] * (theta[k] - a[k]) for a, o in zip(thetas, omegas))
+        grad_collapsed = 2 * quadratic[1][k] * (theta[k] - quadratic[0][k])
+        np.testing.assert_allclose(grad_collapsed, grad_naive, rtol=1e-12, atol=1e-12)
+    other = _weights(10)
+    assert naive(theta) - _penalty_value(quadratic, theta) == pytest.approx(
+        naive(other) - _penalty_value(quadratic, other), rel=1e-10)
+
+
+def test_online_carry_decays_the_old_importance_and_anchors_at_the_latest_weights():
+    carry = sequence.Carry("online", gamma=0.5)
+    for t in range(3):
+        carry.add(_weights(t), _omega(t))
+    anchor, omega = carry.quadratic()
+    for k in anchor:
+        np.testing.assert_allclose(anchor[k], _weights(2)[k])
+        np.testing.assert_allclose(omega[k], 0.25 * _omega(0)[k] + 0.5 * _omega(1)[k] + _omega(2)[k])
+    # γ = 1 (Huszár): the same importance as one penalty per task, but all of it at the latest θ
+    summed, online = sequence.Carry("sum"), sequence.Carry("online", gamma=1.0)
+    for t in range(3):
+        summed.add(_weights(t), _omega(t))
+        online.add(_weights(t), _omega(t))
+    for k in anchor:
+        np.testing.assert_allclose(online.quadratic()[1][k], summed.quadratic()[1][k])
+        assert not np.allclose(online.quadratic()[0][k], summed.quadratic()[0][k])
+
+
+def test_latest_carry_drops_the_old_importances_and_one_task_is_the_same_for_every_carry():
+    carry = sequence.Carry("latest")
+    for t in range(3):
+        carry.add(_weights(t), _omega(t))
+    anchor, omega = carry.quadratic()
+    for k in anchor:
+        np.testing.assert_allclose(anchor[k], _weights(2)[k])
+        np.testing.assert_allclose(omega[k], _omega(2)[k])
+    firsts = []
+    for kind in methods.CARRIES:
+        c = sequence.Carry(kind, gamma=0.3)
+        c.add(_weights(0), _omega(0))
+        firsts.append(c.quadratic())
+    for a, o in firsts[1:]:
+        for k in a:
+            np.testing.assert_allclose(a[k], firsts[0][0][k])
+            np.testing.assert_allclose(o[k], firsts[0][1][k])
+    with pytest.raises(ValueError, match="unknown carry 'mean'"):
+        sequence.Carry("mean")
+    with pytest.raises(ValueError, match="gamma must be in"):
+        sequence.Carry("online", gamma=1.5)
+
+
+def test_replay_batches_mix_new_and_stored_examples_and_are_seeded():
+    x, y = np.arange(10.0)[:, None], np.zeros(10, np.int32)
+    memory = (np.arange(100.0, 104.0)[:, None], np.ones(4, np.int32))
+    batches = sequence.ReplayBatches(x, y, memory, batch_size=4, seed=0)
+    assert len(batches) == 3
+    seen = []
+    for i in range(len(batches)):
+        bx, by = batches[i]
+        new = len(by) // 2
+        assert np.all(by[:new] == 0) and np.all(by[new:] == 1)  # as many replayed as new examples
+        assert np.all(bx[new:] >= 100)
+        seen += list(bx[:new, 0])
+    assert sorted(seen) == list(range(10))  # every new example once per epoch
+    again = sequence.ReplayBatches(x, y, memory, batch_size=4, seed=0)
+    np.testing.assert_array_equal(again[0][0], batches[0][0])
+    first = batches[0][0].copy()
+    batches.on_epoch_end()
+    assert not np.array_equal(batches[0][0], first)  # reshuffled and redrawn each epoch
+
+
+def test_joint_batches_visit_every_task_example_once_with_its_own_permutation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 2, 2)).astype(np.float32)
+    y = np.arange(6, dtype=np.int32)
+    orders = data.pixel_permutations(3, 4, seed=1)
+    batches = sequence.JointBatches(x, y, orders, batch_size=5, seed=0)
+    assert len(batches) == 4
+    got = [(bx[i], by[i]) for k in range(len(batches)) for bx, by in [batches[k]] for i in range(len(by))]
+    assert len(got) == 18
+    expected = {(t, r): data.permute_pixels(x[r:r + 1], orders[t])[0] for t in range(3) for r in range(6)}
+    for image, label in got:
+        matches = [t for t in range(3) if np.array_equal(image, expected[(t, int(label))])]
+        assert matches, "an example not permuted by any task's order"
+    assert len({(tuple(img.ravel()), int(lab)) for img, lab in got}) == 18
+
+
+@pytest.fixture(scope="module")
+def small_tasks():
+    keras.config.set_floatx("float64")
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 16))
+    def split(n, seed):
+        r = np.random.default_rng(seed)
+        labels = r.integers(0, 3, size=n).astype(np.int32)
+        return (centers[labels] + 0.3 * r.normal(size=(n, 16))).reshape(n, 4, 4).astype(np.float32), labels
+    arrays = {}
+    for name, n, seed in (("train", 240, 1), ("val", 60, 2), ("test", 90, 3)):
+        arrays[f"x_{name}"], arrays[f"y_{name}"] = split(n, seed)
+    return sequence.PermutedTasks(arrays, data.pixel_permutations(3, 16, seed=0))
+
+
+def _settings(strength: float, options=None, epochs: int = 2) -> sequence.RunSettings:
+    importance = {"fisher": {"kind": "exact", "num_examples": "all", "batch_size": 64}, "si": {"xi": 0.1},
+                  "mas": {"num_examples": "all", "batch_size": 64}}
+    return sequence.RunSettings(
+        config=model.ModelConfig(hidden_units=8, hidden_layers=2, dropout=0.0, num_classes=3, input_shape=(4, 4)),
+        epochs=epochs, batch_size=32, optimizer="sgd", learning_rate=0.1, importance=importance, strength=strength,
+        options=options or {}, curve_tasks=2, seed=0)
+
+
+def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_2(small_tasks):
+    runs = {name: sequence.run_method(name, small_tasks, _settings(1.0, {"gamma": 0.5} if "online" in name else {}),
+                                      log=lambda _: None)
+            for name in ("ewc", "ewc_online", "ewc_latest")}
+    ewc = runs["ewc"]
+    assert np.array(ewc["R"]["test"]).shape == (3, 3)
+    assert [len(row) for row in ewc["R"]["val"]] == [1, 2, 3]  # validation: the tasks seen so far
+    assert len(ewc["initial"]["test"]) == 3 and ewc["max_importance"][0] == 0.0 < ewc["max_importance"][1]
+    assert [r["task"] for r in ewc["curve"]] == [1, 1, 1, 2, 2, 3, 3] and set(ewc["curve"][0]) >= {"acc_1", "acc_2"}
+    for name in ("ewc_online", "ewc_latest"):  # one past task: every carry is EWC itself, bit for bit
+        assert runs[name]["R"]["test"][:2] == ewc["R"]["test"][:2]
+        assert runs[name]["R"]["test"][2] != ewc["R"]["test"][2]
+    again = sequence.run_method("ewc", small_tasks, _settings(1.0), log=lambda _: None)
+    assert again == ewc  # seeded inside: the same run whatever ran before in the process
+
+
+def test_a_penalty_holds_the_first_task_better_than_fine_tuning(small_tasks):
+    tuned = sequence.run_method("none", small_tasks, _settings(0.0, epochs=3), log=lambda _: None)
+    held = sequence.run_method("ewc", small_tasks, _settings(3.0, epochs=3), log=lambda _: None)
+    assert held["R"]["test"][2][0] > tuned["R"]["test"][2][0]
+
+
+def test_replay_and_joint_runs(small_tasks):
+    replay = sequence.run_method("replay", small_tasks, _settings(0.0, {"per_task": 20}), log=lambda _: None)
+    assert np.array(replay["R"]["test"]).shape == (3, 3) and replay["max_importance"] == [0.0, 0.0, 0.0]
+    joint = sequence.run_joint(small_tasks, _settings(0.0, epochs=3), log=lambda _: None)
+    assert len(joint["test"]) == 3 and min(joint["test"]) > 0.6
+
+
+@pytest.fixture
+def good(root) -> dict:
+    return seqparams.load(root / "params.yaml")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("methods", ["ewc", "rwalk"], "sequence.methods item 1 is 'rwalk', expected one of none, l2"),
+    ("num_tasks", 1, "sequence.num_tasks must be an integer >= 2, got 1"),
+    ("curve_tasks", 11, "sequence.curve_tasks must be <= sequence.num_tasks (10), got 11"),
+    ("model.hidden_layers", 0, "sequence.model.hidden_layers must be an integer >= 1, got 0"),
+    ("method.ewc_decay.gamma", 1.5, "sequence.method.ewc_decay.gamma must be a number in [0, 1], got 1.5"),
+    ("method.replay.per_task", 0, "sequence.method.replay.per_task must be an integer >= 1, got 0"),
+    ("method.replay.lambda", 1, "sequence.method.replay.lambda must be 0 (replay has no penalty), got 1"),
+    ("method.lwf", {"lambda": 1}, "unknown key sequence.method.lwf"),
+])
+def test_bad_sequence_params_get_one_line_naming_the_key(good, key, value, message):
+    config = copy.deepcopy(good)
+    node = config["sequence"]
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    with pytest.raises(params.ParamsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                       .replace("]", r"\]")):
+        seqparams.validate(config)
+
+
+def test_a_method_not_run_needs_no_settings_and_the_two_task_check_ignores_the_section(good):
+    config = copy.deepcopy(good)
+    config["sequence"]["methods"] = ["none", "ewc"]
+    del config["sequence"]["method"]["replay"]
+    seqparams.validate(config)
+    config["sequence"]["methods"] = ["none", "replay"]
+    with pytest.raises(params.ParamsError, match="missing key sequence.method.replay"):
+        seqparams.validate(config)
+    config["sequence"] = {"anything": 1}
+    params.validate(config)  # the two-task stages do not read it
+
+
+def test_collapsed_penalty_of_a_run_is_the_sum_as_a_keras_penalty(small_tasks):
+    """The penalty a `sum` run trains with is one QuadraticPenalty whatever the number of tasks."""
+    carry = sequence.Carry("sum")
+    for t in range(5):
+        carry.add(_weights(t), _omega(t))
+    penalty = regularizers.penalty_for(2.0, *carry.quadratic())
+    assert len(penalty.anchor) == 2  # one tensor per weight, not per task
