@@ -396,7 +396,9 @@ def sequence_curves(table: Sequence[Mapping], tasks_shown: int, epochs: int, siz
             ax.axvline(boundary, color="#bbbbbb", lw=0.6, ls=":")
         ax.axvspan((j - 1) * epochs, j * epochs, color="#eeeeee", zorder=0)
         ax.set_ylabel(f"task {j}")
-        ax.set_ylim(0.8, 1.0)
+        learned = [r[f"acc_{j}"] for r in table if r["step"] >= j * epochs]  # once task j is learned
+        low = min(learned) if learned else 0.0
+        ax.set_ylim(max(0.0, math.floor((low - 0.01) * 50) / 50), 1.0)
         ax.grid(axis="y", alpha=0.3)
     axes[-1, 0].set_xlabel(f"epochs of training ({epochs} per task; grey: while training that task)")
     axes[-1, 0].set_xlim(0, last)
@@ -477,5 +479,6 @@ def accuracy_matrices(summary: Mapping[str, Mapping], size: tuple[float, float],
         ax.set_ylabel("after task i")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy R[i][j]")
-    _title(fig, f"Permuted MNIST: accuracy on task j after training task i ({_seeds_note(seeds)})")
+    _title(fig, "Permuted MNIST: accuracy on task j after training task i ("
+           + ("one seed" if seeds == 1 else f"mean of {seeds} seeds") + ")")
     return _png(fig, dpi)

@@ -99,7 +99,8 @@ def _stat(stat: Mapping | None, signed: bool = False) -> str:
 
 
 def _settings(own: Mapping) -> str:
-    return ", ".join(f"{'λ' if k == 'lambda' else k} {v:g}" for k, v in own.items())
+    names = {"lambda": "λ", "gamma": "γ", "per_task": "examples per task"}
+    return ", ".join(f"{names.get(k, k)} {v:g}" for k, v in own.items())
 
 
 def sequence_table(summary: Mapping[str, Mapping], settings: Mapping[str, Mapping], joint: Mapping) -> str:

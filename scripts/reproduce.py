@@ -3,6 +3,8 @@
   python scripts/reproduce.py provenance [--out provenance.json]  # this machine's facts (what decides the bytes)
   python scripts/reproduce.py compare [--rev HEAD] [--with-sweep]  # results here vs committed, byte or tolerance
   python scripts/reproduce.py spread DIR DIR [DIR ...]             # largest differences between result sets
+  python scripts/reproduce.py override PARAMS OVERRIDES              # set dotted keys of a params file (a copy's)
+  python scripts/reproduce.py compare-sequence --dir DIR [--here P]  # a small sequence run vs sequence/ci/
 
 `compare` is byte for byte where this machine matches the committed provenance.json, and within
 cllab.reproduction.TOLERANCES (per precision) elsewhere; it exits 1 with a table of the numbers that moved.
@@ -128,6 +130,59 @@ def cmd_spread(args: argparse.Namespace) -> int:
     return 0
 
 
+SEQUENCE_EXPECTED = ROOT / "sequence" / "ci"
+
+
+def cmd_override(args: argparse.Namespace) -> int:
+    import yaml
+
+    params = yaml.safe_load(args.params.read_text())
+    for dotted, value in yaml.safe_load(args.overrides.read_text()).items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise SystemExit(f"reproduce: {args.overrides}: {dotted} is not a key of {args.params}")
+        node[leaf] = value
+    args.params.write_text(yaml.safe_dump(params, sort_keys=False))
+    return 0
+
+
+def cmd_compare_sequence(args: argparse.Namespace) -> int:
+    """The small sequence run in --dir (a copy's sequence/) against the committed sequence/ci/: byte for byte where
+    this machine matches sequence/ci/provenance.json, else every number of metrics/full.json within tolerance."""
+    recorded = json.loads((SEQUENCE_EXPECTED / PROVENANCE).read_text())
+    here = here_provenance(args.here)
+    pairs = [(SEQUENCE_EXPECTED / "dvc.lock", args.dir / "dvc.lock")]
+    pairs += [(path, args.dir / path.relative_to(SEQUENCE_EXPECTED))
+              for path in sorted((SEQUENCE_EXPECTED / "metrics").rglob("*")) if path.is_file()]
+    differ = [str(b) for a, b in pairs if not b.is_file() or a.read_bytes() != b.read_bytes()]
+    full = "metrics/full.json"
+    diffs = reproduction.compare(
+        reproduction.json_numbers((SEQUENCE_EXPECTED / full).read_text(), "per_seed.sequence"),
+        reproduction.json_numbers((args.dir / full).read_text(), "per_seed.sequence"),
+        reproduction.tolerances(recorded["runtime"]["precision"], 1))
+    moved = reproduction.moved_table(diffs)
+    apart = provenance.differences(recorded, here)
+    if not apart:
+        if not differ:
+            print("REPRODUCED (sequence, small): dvc.lock and metrics are byte-identical to sequence/ci/")
+            return 0
+        print(f"NOT REPRODUCED (sequence, small): on a machine that matches sequence/ci/{PROVENANCE}, these differ: "
+              f"{', '.join(differ)}", file=sys.stderr)
+        print(moved or "(no number beyond its tolerance: the bytes moved, the numbers barely)", file=sys.stderr)
+        return 1
+    print(f"this machine differs from sequence/ci/{PROVENANCE} in: " + ", ".join(k for k, _, _ in apart))
+    if moved:
+        print(f"NOT REPRODUCED (sequence, small): {sum(not d.ok for d in diffs)} of {len(diffs)} numbers moved:\n{moved}",
+              file=sys.stderr)
+        return 1
+    print(f"REPRODUCED within tolerance (sequence, small): all {len(diffs)} numbers agree with sequence/ci/ "
+          f"({'and the bytes are identical too' if not differ else 'the bytes differ'})")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,8 +194,15 @@ def main() -> int:
     c.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
     s = sub.add_parser("spread", help="largest differences between result sets (directories holding metrics/)")
     s.add_argument("dirs", nargs="+")
+    o = sub.add_parser("override", help="replace dotted keys of a params file (used on a temporary copy)")
+    o.add_argument("params", type=Path)
+    o.add_argument("overrides", type=Path, help="YAML mapping of dotted keys to values, e.g. sequence/ci.yaml")
+    q = sub.add_parser("compare-sequence", help="a small sequence run against the committed sequence/ci/")
+    q.add_argument("--dir", type=Path, required=True, help="the run's sequence/ directory")
+    q.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
     args = parser.parse_args()
-    return {"provenance": cmd_provenance, "compare": cmd_compare, "spread": cmd_spread}[args.command](args)
+    return {"provenance": cmd_provenance, "compare": cmd_compare, "spread": cmd_spread, "override": cmd_override,
+            "compare-sequence": cmd_compare_sequence}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -79,8 +79,8 @@ def main() -> None:
     setup = (f"{tasks} tasks: MNIST, then MNIST with its pixels permuted (one fixed order per task and seed); one "
              f"10-way output. MLP {model['hidden_layers']}×{model['hidden_units']} (ReLU), "
              f"{train['optimizer']['name']} learning rate {train['optimizer']['learning_rate']:g}, batch "
-             f"{train['batch_size']}, {train['epochs']} epochs per task (the joint model: {train['epochs']} epochs "
-             f"over all tasks at once). Importance of task t from its own training data after learning it.")
+             f"{train['batch_size']}, {train['epochs']} epoch(s) per task (the joint model: as many epochs over all "
+             f"tasks at once). Importance of task t from its own training data after learning it.")
     lr = train["optimizer"]["learning_rate"]
     divergence = {m: lr * seq["method"][m]["lambda"] * max(max(r["max_importance"]) for r in runs[m].values())
                   for m in names if methods.get(m).omega is not None}

@@ -46,10 +46,12 @@ def changed_stages(cwd: Path) -> set[str]:
 
 def copy_project(root: Path, dest: Path) -> None:
     """The project's source files (tracked or new, not ignored), without any results and without the on-demand
-    λ-sweep pipeline (sweep/dvc.yaml: the last test adds it, with a grid small enough to run)."""
+    pipelines (sweep/dvc.yaml: the last test adds it, with a grid small enough to run; sequence/dvc.yaml: see
+    tests/test_sequence_pipeline.py)."""
     files = run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split()
     for name in files:
-        if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/", "sweep/")) or not (root / name).is_file():
+        if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/", "sweep/", "sequence/")) \
+                or not (root / name).is_file():
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dest / name)

@@ -1,0 +1,83 @@
+"""The permuted-MNIST pipeline (sequence/dvc.yaml) on a tiny configuration in a temp copy: it runs end to end, a
+second repro is a no-op, one method's λ reruns only that method's stages and the report, and adding a method runs
+only its stages and the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_pipeline import changed_stages, dvc, ran_stages, run, set_param
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("sequence_project")
+    for name in run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split():
+        if name.startswith(("sequence/", "sweep/")) and name != "sequence/dvc.yaml" or not (root / name).is_file():
+            continue
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, work / name)
+    (work / "dvc.yaml").unlink()  # only the sequence's pipeline here
+    for key, value in {
+        "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "sequence.seeds": [0],
+        "sequence.methods": ["none", "ewc", "replay"], "sequence.num_tasks": 2, "sequence.curve_tasks": 2,
+        "sequence.model.hidden_units": 16, "sequence.train.epochs": 1, "sequence.importance.fisher.num_examples": 500,
+        "plot.dpi": 40,
+    }.items():
+        set_param(work, key, value)
+    run(["git", "init", "-q"], work)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], work)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], work)
+    result = dvc(work, "repro", "sequence/dvc.yaml")
+    assert ran_stages(result.stdout) == {f"sequence/dvc.yaml:{s}" for s in
+                                         ("run@0-none", "run@0-ewc", "run@0-replay", "joint@0", "report")}
+    return work
+
+
+def test_repro_writes_the_headline_the_full_metrics_figures_and_report(project: Path):
+    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)[""]["data"]
+    assert set(shown) == {f"sequence/metrics/headline/{m}.json" for m in ("none", "ewc", "replay", "joint")}
+    assert set(shown["sequence/metrics/headline/ewc.json"]["data"]) == {"average", "bwt", "forgetting", "fwt", "seeds"}
+    full = json.loads((project / "sequence/metrics/full.json").read_text())
+    assert len(full["methods"]["ewc"]["accuracy_matrix_mean"]) == 2 and full["seeds"] == 1
+    for png in ("fig2a", "fig2b", "matrices"):
+        assert (project / "sequence/plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    report = (project / "sequence/report.md").read_text()
+    assert "| EWC | λ 10 |" in report and "## Task C" in report
+    run_file = json.loads((project / "sequence/runs/0/ewc.json").read_text())
+    assert run_file["lambda"] == 10 and len(run_file["R"]["test"]) == 2
+    plots = dvc(project, "plots", "show", "--json")
+    assert "WARNING" not in plots.stdout + plots.stderr
+
+
+def test_second_repro_is_a_no_op(project: Path):
+    assert changed_stages(project) == set()
+    assert ran_stages(dvc(project, "repro", "sequence/dvc.yaml").stdout) == set()
+
+
+def test_one_lambda_reruns_that_method_and_the_report_only(project: Path):
+    set_param(project, "sequence.method.ewc.lambda", 3)
+    assert changed_stages(project) == {"sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
+    assert ran_stages(dvc(project, "repro", "sequence/dvc.yaml").stdout) == {
+        "sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
+
+
+def test_adding_a_method_runs_only_it_and_the_report(project: Path):
+    set_param(project, "sequence.methods", ["none", "ewc", "replay", "ewc_online"])
+    assert ran_stages(dvc(project, "repro", "sequence/dvc.yaml").stdout) == {
+        "sequence/dvc.yaml:run@0-ewc_online", "sequence/dvc.yaml:report"}
+    assert (project / "sequence/metrics/headline/ewc_online.json").is_file()
+
+
+def test_a_bad_value_stops_before_any_training(project: Path):
+    set_param(project, "sequence.method.ewc_online.gamma", 2)
+    result = dvc(project, "repro", "sequence/dvc.yaml", check=False)
+    assert result.returncode != 0
+    assert "sequence.method.ewc_online.gamma must be a number in [0, 1], got 2" in result.stdout + result.stderr
+    set_param(project, "sequence.method.ewc_online.gamma", 1.0)
