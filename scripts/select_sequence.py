@@ -6,6 +6,7 @@ those tasks after the last one; pick the λ with the highest. A diverged run sco
 the λ chosen for `ewc`, so that the task-C comparison differs only in how the Fisher is carried over.
 
     python -m scripts.select_sequence --grid l2=0.001,0.01 --grid ewc=1,3,10 [--tasks 4]
+    python -m scripts.select_sequence --grid none=0 --grid ewc=10,1000 --optimizer adam --learning-rate 0.001
 """
 
 import argparse
@@ -25,9 +26,14 @@ def main() -> None:
     parser.add_argument("--grid", type=grid_arg, action="append", required=True, help="METHOD=λ1,λ2,...")
     parser.add_argument("--tasks", type=int, default=4, help="tasks of the sequence to train (default 4)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], help="override sequence.train.optimizer.name")
+    parser.add_argument("--learning-rate", type=float, help="override sequence.train.optimizer.learning_rate")
     args = parser.parse_args()
     params = seqparams.load()
     seq = params["sequence"]
+    for key, value in (("name", args.optimizer), ("learning_rate", args.learning_rate)):
+        if value is not None:
+            seq["train"]["optimizer"][key] = value
     grids = dict(args.grid)
     unknown = [m for m in grids if m not in methods_lib.names("sequence")]
     if unknown:
