@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI's end-to-end check of the permuted-MNIST pipeline on its small configuration (sequence/ci.yaml: 3 tasks, a
 # narrow net, one seed, every method), with the same two checks as scripts/check_reproduction.sh:
-#  1. Agrees with the committed results (sequence/ci/): byte for byte (sequence/dvc.lock and the headline metrics)
+#  1. Agrees with the committed results (sequence/ci/): byte for byte (every dvc.lock entry and the metrics files)
 #     where this machine matches provenance.json, else every number of metrics/full.json within the tolerances of
 #     cllab/reproduction.py (one seed: per-seed tolerances).
 #  2. Deterministic here: every stage rerun (forced) gives byte-identical outputs.
