@@ -124,7 +124,9 @@ def test_joint_batches_visit_every_task_example_once_with_its_own_permutation():
 
 @pytest.fixture(scope="module")
 def small_tasks():
-    keras.config.set_floatx("float64")
+    from cllab.runtime import set_precision
+
+    set_precision("float64")  # Keras' float type and dtype policy, whatever an earlier test left
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(3, 16))
     def split(n, seed):
