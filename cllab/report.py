@@ -147,11 +147,15 @@ def sequence_markdown(summary: Mapping[str, Mapping], settings: Mapping[str, Map
         "",
     ]
     if task_c:
+        from cllab.methods import get
+
+        alike = len({settings[m]["lambda"] for m in task_c}) == 1 and len({repr(dict(get(m).fixed)) for m in task_c}) == 1
         parts += [
             "## Task C: how the Fisher carries over",
             "",
-            "Same λ and seed for every row, so tasks 1 and 2 are trained identically (one past task: every way of",
-            "carrying gives Ω_1 at θ_1); they differ from task 3 (task C) on.",
+            ("Same λ, Fisher and seed for every row, so tasks 1 and 2 are trained identically (one past task: every way"
+             " of carrying gives Ω_1 at θ_1); they differ from task 3 (task C) on." if alike else
+             "The rows differ in λ or in the kind of Fisher, so they differ from task 2 on, not only in the carrying."),
             "",
             task_c_table(summary, task_c, min(3, len(next(iter(summary.values()))["average_after_task"]))),
             "",

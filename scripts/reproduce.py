@@ -164,10 +164,16 @@ def cmd_compare_sequence(args: argparse.Namespace) -> int:
     got = yaml.safe_load((args.dir / "dvc.lock").read_text())["stages"]
     differ += [f"dvc.lock stage {name}" for name in sorted(set(expected) | set(got)) if expected.get(name) != got.get(name)]
     full = "metrics/full.json"
-    diffs = reproduction.compare(
-        reproduction.json_numbers((SEQUENCE_EXPECTED / full).read_text(), "per_seed.sequence"),
-        reproduction.json_numbers((args.dir / full).read_text(), "per_seed.sequence"),
-        reproduction.tolerances(recorded["runtime"]["precision"], 1))
+
+    def every_number(path: Path) -> dict:  # lists too (R, the averages after each task), entry by entry
+        def indexed(node):
+            if isinstance(node, list):
+                return {str(i): indexed(v) for i, v in enumerate(node)}
+            return {k: indexed(v) for k, v in node.items()} if isinstance(node, dict) else node
+        return reproduction.json_numbers(json.dumps(indexed(json.loads(path.read_text()))), "per_seed.sequence")
+
+    diffs = reproduction.compare(every_number(SEQUENCE_EXPECTED / full), every_number(args.dir / full),
+                                 reproduction.tolerances(recorded["runtime"]["precision"], 1))
     moved = reproduction.moved_table(diffs)
     apart = provenance.differences(recorded, here)
     if not apart:
