@@ -60,3 +60,17 @@ def tasks(mnist):
     from cllab import data
 
     return data.split_tasks(mnist, val_fraction=0.1, val_seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _keras_precision_restored():
+    """Whatever float type a test sets, the next test finds the one before it (a leaked float64 once moved the epoch
+    in which a diverging loss overflows, and so a test's outcome depended on the order tests ran in)."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    before = (keras.config.floatx(), keras.config.dtype_policy().name) if keras else None
+    yield
+    if before is not None:
+        keras.config.set_floatx(before[0])
+        keras.config.set_dtype_policy(before[1])

@@ -126,6 +126,7 @@ def test_joint_batches_visit_every_task_example_once_with_its_own_permutation():
 def small_tasks():
     from cllab.runtime import set_precision
 
+    before = keras.config.floatx()
     set_precision("float64")  # Keras' float type and dtype policy, whatever an earlier test left
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(3, 16))
@@ -136,7 +137,8 @@ def small_tasks():
     arrays = {}
     for name, n, seed in (("train", 240, 1), ("val", 60, 2), ("test", 90, 3)):
         arrays[f"x_{name}"], arrays[f"y_{name}"] = split(n, seed)
-    return sequence.PermutedTasks(arrays, data.pixel_permutations(3, 16, seed=0))
+    yield sequence.PermutedTasks(arrays, data.pixel_permutations(3, 16, seed=0))
+    set_precision(before)  # later modules build their layers in the precision they found
 
 
 def _settings(strength: float, options=None, epochs: int = 2) -> sequence.RunSettings:
