@@ -7,12 +7,14 @@ the λ chosen for `ewc`, so that the task-C comparison differs only in how the F
 
     python -m scripts.select_sequence --grid l2=0.001,0.01 --grid ewc=1,3,10 [--tasks 4]
     python -m scripts.select_sequence --grid none=0 --grid ewc=10,1000 --optimizer adam --learning-rate 0.001
+    python -m scripts.select_sequence --tasks 10 --grid ewc_online=10 --epochs 10 --hidden-units 1000
 """
 
 import argparse
 import logging
 
 from cllab import cli, seqparams
+from cllab import params as params_lib
 from cllab import methods as methods_lib
 
 
@@ -28,12 +30,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--optimizer", choices=["adam", "sgd"], help="override sequence.train.optimizer.name")
     parser.add_argument("--learning-rate", type=float, help="override sequence.train.optimizer.learning_rate")
+    parser.add_argument("--epochs", type=int, help="override sequence.train.epochs (epochs per task)")
+    parser.add_argument("--hidden-units", type=int, help="override sequence.model.hidden_units")
     args = parser.parse_args()
     params = seqparams.load()
     seq = params["sequence"]
-    for key, value in (("name", args.optimizer), ("learning_rate", args.learning_rate)):
+    overrides = ((("train", "optimizer", "name"), args.optimizer), (("train", "optimizer", "learning_rate"), args.learning_rate),
+                 (("train", "epochs"), args.epochs), (("model", "hidden_units"), args.hidden_units))
+    for keys, value in overrides:
         if value is not None:
-            seq["train"]["optimizer"][key] = value
+            section = seq
+            for key in keys[:-1]:
+                section = section[key]
+            section[keys[-1]] = value
+    try:  # an override is checked like the params.yaml value it replaces
+        seq = seqparams.validate(params)["sequence"]
+    except params_lib.ParamsError as err:
+        given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                         if v is not None and k in ("optimizer", "learning_rate", "epochs", "hidden_units"))
+        raise SystemExit(f"error: {err} (with {given})") from None
     grids = dict(args.grid)
     unknown = [m for m in grids if m not in methods_lib.names("sequence")]
     if unknown:

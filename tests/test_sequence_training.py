@@ -225,3 +225,19 @@ def test_collapsed_penalty_of_a_run_is_the_sum_as_a_keras_penalty(small_tasks):
         carry.add(_weights(t), _omega(t))
     penalty = regularizers.penalty_for(2.0, *carry.quadratic())
     assert len(penalty.anchor) == 2  # one tensor per weight, not per task
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--epochs", "0"], "sequence.train.epochs must be an integer >= 1, got 0 (with --epochs 0)"),
+    (["--grid", "rwalk=1"], "--grid method 'rwalk' is not one of none, l2"),
+    (["--tasks", "11"], "--tasks must be between 2 and sequence.num_tasks (10), got 11"),
+])
+def test_the_selection_script_stops_on_a_bad_override_before_any_training(root, flags, message):
+    import subprocess
+    import sys
+
+    grid = [] if "--grid" in flags else ["--grid", "none=0"]
+    done = subprocess.run([sys.executable, "-m", "scripts.select_sequence", *grid, *flags], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and done.stdout == ""
+    assert message in done.stderr.strip().splitlines()[-1]
