@@ -35,20 +35,21 @@ def main() -> None:
     args = parser.parse_args()
     params = seqparams.load()
     seq = params["sequence"]
-    overrides = ((("train", "optimizer", "name"), args.optimizer), (("train", "optimizer", "learning_rate"), args.learning_rate),
-                 (("train", "epochs"), args.epochs), (("model", "hidden_units"), args.hidden_units))
-    for keys, value in overrides:
+    overrides = {"optimizer": ("train", "optimizer", "name"), "learning_rate": ("train", "optimizer", "learning_rate"),
+                 "epochs": ("train", "epochs"), "hidden_units": ("model", "hidden_units")}
+    given = []
+    for flag, (*parents, leaf) in overrides.items():
+        value = getattr(args, flag)
         if value is not None:
             section = seq
-            for key in keys[:-1]:
+            for key in parents:
                 section = section[key]
-            section[keys[-1]] = value
+            section[leaf] = value
+            given.append(f"--{flag.replace('_', '-')} {value}")
     try:  # an override is checked like the params.yaml value it replaces
         seq = seqparams.validate(params)["sequence"]
     except params_lib.ParamsError as err:
-        given = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                         if v is not None and k in ("optimizer", "learning_rate", "epochs", "hidden_units"))
-        raise SystemExit(f"error: {err} (with {given})") from None
+        raise SystemExit(f"error: {err} (with {' '.join(given)})") from None
     grids = dict(args.grid)
     unknown = [m for m in grids if m not in methods_lib.names("sequence")]
     if unknown:
