@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cllab import methods as methods_lib
 from cllab import params as params_lib
 from cllab.schema import fraction, half_open_fraction, int_at_least, unique_list_of, one_of
@@ -59,6 +61,45 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def load(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read params.yaml and validate it, `sequence` included."""
-    return validate(params_lib.load(path))
+def load(path: str | Path = "params.yaml", overrides: str | Path | None = None) -> dict[str, Any]:
+    """Read params.yaml and validate it, `sequence` included. `overrides`: a YAML file of params.yaml keys to replace
+    (nested like params.yaml; mappings are merged key by key, anything else replaced), the way a named configuration
+    such as sequence/paper/params.yaml changes the experiment; every key it names must exist in params.yaml."""
+    params = params_lib.load(path)
+    if overrides is None:
+        return validate(params)
+    merged = merge(params, read_overrides(overrides), str(overrides), str(path))
+    try:
+        return validate(merged)
+    except params_lib.ParamsError as err:
+        raise params_lib.ParamsError(f"{err} (with the overrides of {overrides})") from None
+
+
+def read_overrides(path: str | Path) -> dict[str, Any]:
+    """An overrides file: a mapping, as params.yaml is; one-line errors for a missing or malformed file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise params_lib.ParamsError(f"{path}: not found (an overrides file of params.yaml keys)") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise params_lib.ParamsError(
+            f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark is not None else ''}") from None
+    if not isinstance(raw, dict):
+        raise params_lib.ParamsError(f"{path}: must be a mapping of params.yaml keys, got {raw!r}")
+    return raw
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any], source: str = "overrides",
+          target: str = "params.yaml", where: str = "") -> dict[str, Any]:
+    """A copy of `base` with `overrides` applied: mappings merged key by key, other values replaced. A key that
+    `base` lacks is an error naming it (a typo would otherwise be ignored silently)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in base:
+            raise params_lib.ParamsError(f"{source}: {dotted} is not a key of {target}")
+        out[key] = (merge(base[key], value, source, target, dotted)
+                    if isinstance(value, dict) and isinstance(base[key], dict) else value)
+    return out

@@ -14,8 +14,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=Path, default=Path("sequence/runs"))
     parser.add_argument("--out-dir", type=Path, default=Path("sequence"))
+    parser.add_argument("--overrides", type=Path, default=None,
+                        help="YAML of params.yaml keys to replace: a named configuration, e.g. sequence/paper/params.yaml")
     args = parser.parse_args()
-    params = seqparams.load()
+    params = seqparams.load(overrides=args.overrides)
     seq, p = params["sequence"], params["plot"]
     seeds, names = seq["seeds"], seq["methods"]
     import numpy as np
@@ -26,7 +28,7 @@ def main() -> None:
         try:
             run = json.loads(path.read_text())
         except FileNotFoundError:
-            raise io.ArtifactError(f"{path}: missing (run dvc repro sequence/dvc.yaml)") from None
+            raise io.ArtifactError(f"{path}: missing (run its pipeline's stages first: dvc repro)") from None
         except ValueError:
             raise io.ArtifactError(f"{path}: not valid JSON") from None
         rows = len(run["R"]["test"]) if "R" in run else len(run["R_joint"]["test"])

@@ -22,8 +22,10 @@ def main() -> None:
     parser.add_argument("--seed", type=cli.seed_arg, required=True)
     parser.add_argument("--method", required=True, help="a method of cllab/methods.py for sequences, or joint")
     parser.add_argument("--out", type=Path, required=True, help="JSON")
+    parser.add_argument("--overrides", type=Path, default=None,
+                        help="YAML of params.yaml keys to replace: a named configuration, e.g. sequence/paper/params.yaml")
     args = parser.parse_args()
-    params = seqparams.load()
+    params = seqparams.load(overrides=args.overrides)
     seq = params["sequence"]
     known = methods_lib.names("sequence")
     if args.method not in (*known, "joint"):

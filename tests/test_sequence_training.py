@@ -206,6 +206,37 @@ def test_bad_sequence_params_get_one_line_naming_the_key(good, key, value, messa
         seqparams.validate(config)
 
 
+def test_overrides_replace_only_the_keys_they_name(root, tmp_path):
+    """A named configuration (sequence/paper/params.yaml) changes the keys it sets; the rest stay params.yaml's."""
+    base = seqparams.load(root / "params.yaml")
+    overrides = tmp_path / "over.yaml"
+    overrides.write_text("sequence:\n  methods: [none, ewc]\n  model: {hidden_units: 7}\n"
+                         "  method: {ewc: {lambda: 5}}\n")
+    got = seqparams.load(root / "params.yaml", overrides)
+    seq, want = got["sequence"], copy.deepcopy(base["sequence"])
+    want["methods"], want["model"]["hidden_units"], want["method"]["ewc"]["lambda"] = ["none", "ewc"], 7, 5
+    assert seq == want  # hidden_layers, dropout, ewc's other options and every other key kept
+    assert {k: v for k, v in got.items() if k != "sequence"} == {k: v for k, v in base.items() if k != "sequence"}
+    paper = seqparams.load(root / "params.yaml", root / "sequence" / "paper" / "params.yaml")["sequence"]
+    assert paper["model"]["hidden_units"] == 1000 and paper["num_tasks"] == base["sequence"]["num_tasks"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("sequence:\n  model: {hiden_units: 7}\n", "over.yaml: sequence.model.hiden_units is not a key of "),
+    ("sequence:\n  model: {hidden_units: 0}\n",
+     "sequence.model.hidden_units must be an integer >= 1, got 0 (with the overrides of "),
+    ("sequence: [1, 2\n", "over.yaml: not valid YAML at line 2"),
+    ("- 1\n", "over.yaml: must be a mapping of params.yaml keys, got [1]"),
+])
+def test_bad_overrides_get_one_line_naming_the_file_and_key(root, tmp_path, text, message):
+    overrides = tmp_path / "over.yaml"
+    overrides.write_text(text)
+    with pytest.raises(params.ParamsError, match=message.replace("(", r"\(").replace("[", r"\[").replace("]", r"\]")):
+        seqparams.load(root / "params.yaml", overrides)
+    with pytest.raises(params.ParamsError, match="missing.yaml: not found"):
+        seqparams.load(root / "params.yaml", tmp_path / "missing.yaml")
+
+
 def test_a_method_not_run_needs_no_settings_and_the_two_task_check_ignores_the_section(good):
     config = copy.deepcopy(good)
     config["sequence"]["methods"] = ["none", "ewc"]
