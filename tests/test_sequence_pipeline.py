@@ -81,3 +81,45 @@ def test_a_bad_value_stops_before_any_training(project: Path):
     assert result.returncode != 0
     assert "sequence.method.ewc_online.gamma must be a number in [0, 1], got 2" in result.stdout + result.stderr
     set_param(project, "sequence.method.ewc_online.gamma", 1.0)
+
+
+PAPER = """sequence:
+  seeds: [0]
+  methods: [none, ewc]
+  model: {hidden_units: 16, hidden_layers: 1, dropout: 0.0}
+  train: {epochs: 1, batch_size: 128, optimizer: {name: adam, learning_rate: 0.001}}
+  method: {none: {lambda: 0}, ewc: {lambda: LAMBDA}}
+"""
+
+
+def test_a_named_configuration_reads_the_keys_it_sets_from_its_own_file(
+        root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path: Path):
+    """sequence/paper/dvc.yaml: the stages of sequence/dvc.yaml with --overrides sequence/paper/params.yaml. A key the
+    file sets is tracked there (params.yaml's value of it reruns nothing); the others come from params.yaml."""
+    for name in run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split():
+        keep = name in ("sequence/paper/dvc.yaml", "sequence/paper/params.yaml")
+        if name == "dvc.yaml" or name.startswith(("sequence/", "sweep/")) and not keep or not (root / name).is_file():
+            continue
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, tmp_path / name)
+    for key, value in {"prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "sequence.num_tasks": 2,
+                       "sequence.curve_tasks": 2, "sequence.importance.fisher.num_examples": 500, "plot.dpi": 40}.items():
+        set_param(tmp_path, key, value)
+    overrides = tmp_path / "sequence" / "paper" / "params.yaml"
+    overrides.write_text(PAPER.replace("LAMBDA", "100"))
+    run(["git", "init", "-q"], tmp_path)
+    stages = {f"sequence/paper/dvc.yaml:{s}" for s in ("run@0-none", "run@0-ewc", "joint@0", "report")}
+    assert ran_stages(dvc(tmp_path, "repro", "sequence/paper/dvc.yaml").stdout) == stages
+    ewc = json.loads((tmp_path / "sequence/paper/runs/0/ewc.json").read_text())
+    assert ewc["lambda"] == 100 and len(ewc["R"]["test"]) == 2
+    assert "MLP 1×16 (ReLU), adam learning rate 0.001" in (tmp_path / "sequence/paper/report.md").read_text()
+    assert set(json.loads(dvc(tmp_path, "metrics", "show", "--json").stdout)[""]["data"]) == {
+        f"sequence/paper/metrics/headline/{m}.json" for m in ("none", "ewc", "joint")}
+
+    set_param(tmp_path, "sequence.model.hidden_units", 5)  # overridden: the configuration does not read it
+    set_param(tmp_path, "sequence.method.ewc.lambda", 7)
+    assert changed_stages(tmp_path) == set()
+    overrides.write_text(PAPER.replace("LAMBDA", "30"))
+    assert changed_stages(tmp_path) == {"sequence/paper/dvc.yaml:run@0-ewc", "sequence/paper/dvc.yaml:report"}
+    set_param(tmp_path, "sequence.val_seed", 1)  # not overridden: read from params.yaml
+    assert changed_stages(tmp_path) == stages  # every run and joint (the report: by the λ above)
