@@ -8,10 +8,12 @@ the λ chosen for `ewc`, so that the task-C comparison differs only in how the F
     python -m scripts.select_sequence --grid l2=0.001,0.01 --grid ewc=1,3,10 [--tasks 4]
     python -m scripts.select_sequence --grid none=0 --grid ewc=10,1000 --optimizer adam --learning-rate 0.001
     python -m scripts.select_sequence --tasks 10 --grid ewc_online=10 --epochs 10 --hidden-units 1000
+    python -m scripts.select_sequence --overrides sequence/paper/params.yaml --grid ewc=30,100,300   # paper scale
 """
 
 import argparse
 import logging
+from pathlib import Path
 
 from cllab import cli, seqparams
 from cllab import params as params_lib
@@ -32,8 +34,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, help="override sequence.train.optimizer.learning_rate")
     parser.add_argument("--epochs", type=int, help="override sequence.train.epochs (epochs per task)")
     parser.add_argument("--hidden-units", type=int, help="override sequence.model.hidden_units")
+    parser.add_argument("--overrides", type=Path, help="a named configuration's keys first (sequence/paper/params.yaml)")
     args = parser.parse_args()
-    params = seqparams.load()
+    params = seqparams.load(overrides=args.overrides)
     seq = params["sequence"]
     overrides = {"optimizer": ("train", "optimizer", "name"), "learning_rate": ("train", "optimizer", "learning_rate"),
                  "epochs": ("train", "epochs"), "hidden_units": ("model", "hidden_units")}

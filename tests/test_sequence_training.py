@@ -262,6 +262,7 @@ def test_collapsed_penalty_of_a_run_is_the_sum_as_a_keras_penalty(small_tasks):
     (["--epochs", "0"], "sequence.train.epochs must be an integer >= 1, got 0 (with --epochs 0)"),
     (["--grid", "rwalk=1"], "--grid method 'rwalk' is not one of none, l2"),
     (["--tasks", "11"], "--tasks must be between 2 and sequence.num_tasks (10), got 11"),
+    (["--overrides", "sequence/nope.yaml"], "sequence/nope.yaml: not found"),
 ])
 def test_the_selection_script_stops_on_a_bad_override_before_any_training(root, flags, message):
     import subprocess
