@@ -38,10 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     params = seqparams.load(overrides=args.overrides)
     seq = params["sequence"]
-    overrides = {"optimizer": ("train", "optimizer", "name"), "learning_rate": ("train", "optimizer", "learning_rate"),
+    flag_keys = {"optimizer": ("train", "optimizer", "name"), "learning_rate": ("train", "optimizer", "learning_rate"),
                  "epochs": ("train", "epochs"), "hidden_units": ("model", "hidden_units")}
     given = []
-    for flag, (*parents, leaf) in overrides.items():
+    for flag, (*parents, leaf) in flag_keys.items():
         value = getattr(args, flag)
         if value is not None:
             section = seq
