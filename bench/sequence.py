@@ -89,10 +89,11 @@ def main() -> None:
     gemm = max(gemm_gflops(dtype=keras.config.floatx()).values())
     h, layers = config.hidden_units, config.hidden_layers
     weights = 784 * h + (layers - 1) * h * h + h * 10
-    epoch_floor = 3 * 2 * weights * len(y) / gemm / 1e9
+    epoch_flops = 3 * 2 * weights * len(y)
+    epoch_floor = epoch_flops / gemm / 1e9
     table("One epoch against the machine's matmul floor", ["epoch FLOPs", "best GEMM GFLOP/s", "floor (s)",
                                                           "measured plain epoch (s)", "measured / floor"],
-          [[3 * 2 * weights * len(y), gemm, epoch_floor, plain, plain / epoch_floor]])
+          [[epoch_flops, gemm, epoch_floor, plain, plain / epoch_floor]])
 
     net = nets["plain fit (fine-tuning)"]
     t = time.perf_counter()

@@ -15,15 +15,21 @@ from test_pipeline import changed_stages, dvc, ran_stages, run, set_param
 pytestmark = pytest.mark.slow
 
 
+def copy_sources(root: Path, dest: Path, keep: tuple[str, ...]) -> None:
+    """The project's files (tracked or new, not ignored) without the main pipeline (dvc.yaml) and without the
+    on-demand pipelines' files (sequence/, sweep/) other than `keep`."""
+    for name in run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split():
+        if name == "dvc.yaml" or name.startswith(("sequence/", "sweep/")) and name not in keep \
+                or not (root / name).is_file():
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, dest / name)
+
+
 @pytest.fixture(scope="module")
 def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("sequence_project")
-    for name in run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split():
-        if name.startswith(("sequence/", "sweep/")) and name != "sequence/dvc.yaml" or not (root / name).is_file():
-            continue
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / name, work / name)
-    (work / "dvc.yaml").unlink()  # only the sequence's pipeline here
+    copy_sources(root, work, keep=("sequence/dvc.yaml",))  # only the sequence's pipeline here
     for key, value in {
         "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "sequence.seeds": [0],
         "sequence.methods": ["none", "ewc", "replay"], "sequence.num_tasks": 2, "sequence.curve_tasks": 2,
@@ -96,12 +102,7 @@ def test_a_named_configuration_reads_the_keys_it_sets_from_its_own_file(
         root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path: Path):
     """sequence/paper/dvc.yaml: the stages of sequence/dvc.yaml with --overrides sequence/paper/params.yaml. A key the
     file sets is tracked there (params.yaml's value of it reruns nothing); the others come from params.yaml."""
-    for name in run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split():
-        keep = name in ("sequence/paper/dvc.yaml", "sequence/paper/params.yaml")
-        if name == "dvc.yaml" or name.startswith(("sequence/", "sweep/")) and not keep or not (root / name).is_file():
-            continue
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / name, tmp_path / name)
+    copy_sources(root, tmp_path, keep=("sequence/paper/dvc.yaml", "sequence/paper/params.yaml"))
     for key, value in {"prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "sequence.num_tasks": 2,
                        "sequence.curve_tasks": 2, "sequence.importance.fisher.num_examples": 500, "plot.dpi": 40}.items():
         set_param(tmp_path, key, value)
