@@ -31,6 +31,13 @@ def results_table(rows: Sequence[Mapping], lambdas: Mapping[str, float]) -> str:
     return "\n".join(lines)
 
 
+def seeds_line(seeds: Sequence[int]) -> str:
+    """What the report's numbers are: one seed's values, or means with the 95 % t-interval over the seeds."""
+    if len(seeds) == 1:
+        return f"Test accuracy of one seed ({seeds[0]}): no interval."
+    return f"Test accuracy, mean ± half-width of the 95 % t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))})."
+
+
 def paired_table(paired: Mapping[str, Mapping], seeds: int) -> str:
     """Markdown table of the paired differences to L2 (same θ_A per seed)."""
     lines = ["| method − L2 | A after B | B after B | average accuracy | seeds where better |", "|---|---|---|---|---|"]
@@ -52,7 +59,7 @@ def markdown(
     parts = [
         "# Split MNIST: forgetting and the penalties that prevent it",
         "",
-        f"Test accuracy, mean ± half-width of the 95 % t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))}).",
+        seeds_line(seeds),
         "Task A = even digits, task B = odd digits, label = digit // 2. Each penalty is λ/2·Σ Ω(θ − θ_A)², Ω = 1 (L2),",
         "the diagonal Fisher of θ_A on task A (EWC; exact, sampled or empirical), SI's path integral, or MAS'",
         "output sensitivity.",
@@ -137,7 +144,7 @@ def sequence_markdown(summary: Mapping[str, Mapping], settings: Mapping[str, Map
         "# Permuted MNIST: many tasks in turn",
         "",
         setup,
-        f"Test accuracy, mean ± half-width of the 95 % t-interval over {len(seeds)} seeds ({', '.join(map(str, seeds))}).",
+        seeds_line(seeds),
         "",
         sequence_table(summary, settings, joint),
         "",

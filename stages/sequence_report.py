@@ -83,9 +83,9 @@ def main() -> None:
              f"{train['optimizer']['name']} learning rate {train['optimizer']['learning_rate']:g}, batch "
              f"{train['batch_size']}, {train['epochs']} epoch(s) per task (the joint model: as many epochs over all "
              f"tasks at once). Importance of task t from its own training data after learning it.")
-    lr = train["optimizer"]["learning_rate"]
+    lr = train["optimizer"]["learning_rate"]  # SGD's stability edge: Adam's step is bounded by lr, no such edge
     divergence = {m: lr * seq["method"][m]["lambda"] * max(max(r["max_importance"]) for r in runs[m].values())
-                  for m in names if methods.get(m).omega is not None}
+                  for m in names if methods.get(m).omega is not None} if train["optimizer"]["name"] == "sgd" else {}
     carried = [m for m in names if methods.get(m).omega == "omega_fisher"]
     settings = {m: seq["method"][m] for m in names}
     text = report.sequence_markdown(summary, settings, joint, setup, seeds, carried, figures, divergence)
