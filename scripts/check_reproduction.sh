@@ -7,7 +7,7 @@
 #     require byte-identical outputs (dvc.lock's hashes unchanged). Needs no commit from this machine.
 # Run it in a clean clone (it refuses uncommitted changes to the results, dvc.yaml files or params.yaml).
 #   bash scripts/check_reproduction.sh                 # dvc repro (from an empty cache this runs every stage)
-#   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~20 min more)
+#   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~10 min more)
 #   bash scripts/check_reproduction.sh --force         # rerun every stage even if DVC thinks it is up to date
 #   bash scripts/check_reproduction.sh --record        # make new results here: write provenance.json, dvc repro;
 #                                                      # then commit dvc.lock, metrics/, plots/, report.md, provenance.json
