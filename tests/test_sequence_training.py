@@ -150,6 +150,15 @@ def _settings(strength: float, options=None, epochs: int = 2) -> sequence.RunSet
         options=options or {}, curve_tasks=2, seed=0)
 
 
+def test_evaluation_images_are_permuted_once_per_run_and_training_images_when_asked_for(small_tasks):
+    for split in ("train", "val", "test"):
+        x, y = small_tasks.split(2, split)
+        np.testing.assert_array_equal(x, data.permute_pixels(small_tasks.arrays[f"x_{split}"], small_tasks.orders[2]))
+        assert y is small_tasks.arrays[f"y_{split}"]
+        assert (small_tasks.split(2, split)[0] is x) == (split != "train")  # val and test kept, train made anew
+    assert not np.array_equal(small_tasks.split(1, "test")[0], small_tasks.split(2, "test")[0])
+
+
 def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_2(small_tasks):
     runs = {name: sequence.run_method(name, small_tasks, _settings(1.0, {"gamma": 0.5} if "online" in name else {}),
                                       log=lambda _: None)

@@ -63,6 +63,28 @@ def test_fit_reports_the_penalty_and_the_forgetting_curve_per_epoch():
     assert history["val_penalty"][-1] == pytest.approx(want, rel=1e-5) and min(history["val_penalty"]) > 0
 
 
+def test_a_curve_told_not_to_measure_the_start_records_epochs_from_1():
+    x, y = _batch()
+    net = _net(2)
+    model.compile_model(net, "sgd", 1e-2)
+    curve = training.TaskAccuracyCurve({"a": (x, y)}, measure_start=False)
+    history = training.fit(net, x, y, epochs=2, batch_size=8, callbacks=[curve], verbose=0)
+    assert [row["epoch"] for row in curve.rows] == [1, 2]
+    assert history["test_acc_a"] == [row["acc_a"] for row in curve.rows]
+
+
+@pytest.mark.parametrize("batch_size", [5, 16, 1024])
+def test_predict_logits_are_the_eager_calls_bit_for_bit(batch_size):
+    keras.utils.set_random_seed(3)
+    net = model.build_model(model.ModelConfig(hidden_units=6, dropout=0.5, input_shape=(3, 3)))
+    x = np.random.default_rng(1).normal(size=(16, 3, 3)).astype(np.float32)
+    eager = np.concatenate([np.asarray(net(x[i:i + batch_size], training=False)) for i in range(0, 16, batch_size)])
+    got = model.predict_logits(net, x, batch_size)
+    assert got.shape == (16, 5) and got.dtype == eager.dtype
+    np.testing.assert_array_equal(got, eager)  # compiled, dropout off: the same numbers, not merely close
+    np.testing.assert_array_equal(model.predict_logits(net, x[:0]), np.zeros((0, 5)))
+
+
 def test_dvclive_steps_are_epochs_and_metrics_are_filed_by_split(tmp_path):
     from cllab import io
 
