@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -140,9 +140,12 @@ class JointBatches(keras.utils.PyDataset):
         self._draw()
 
 
-def accuracy_row(net: keras.Model, tasks: PermutedTasks, split: str, upto: int | None = None) -> list[float]:
-    """Accuracy on every task of the sequence (one row of R), or on the first `upto` tasks."""
-    return [model.accuracy(net, *tasks.split(t, split)) for t in range(tasks.count if upto is None else upto)]
+def accuracy_row(net: keras.Model, tasks: PermutedTasks, split: str, upto: int | None = None,
+                 known: Sequence[float] = ()) -> list[float]:
+    """Accuracy on every task of the sequence (one row of R), or on the first `upto` tasks; the first len(known) are
+    given (already measured on this very model, e.g. by the Fig. 2A curve after the last epoch), the rest measured."""
+    return [*known, *(model.accuracy(net, *tasks.split(t, split))
+                      for t in range(len(known), tasks.count if upto is None else upto))]
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,8 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
         if method.replay:
             memory.append(data.replay_buffer([(x, y)], int(settings.options["per_task"]), settings.seed * 1000 + t))
         omega_done = time.perf_counter()
-        result["R"]["test"].append(accuracy_row(net, tasks, "test"))  # all tasks: FWT needs the next one
+        measured = [curve.rows[-1][f"acc_{j}"] for j in curve_tasks]  # the curve's last point is this model's
+        result["R"]["test"].append(accuracy_row(net, tasks, "test", known=measured))  # all tasks: FWT needs the next
         result["R"]["val"].append(accuracy_row(net, tasks, "val", upto=t + 1))  # the tasks seen: for choosing
         log(f"{name} task {t + 1}/{tasks.count}: fit {trained - started:.1f} s, importance {omega_done - trained:.1f} s,"
             f" accuracies {time.perf_counter() - omega_done:.1f} s; test average so far "

@@ -159,6 +159,15 @@ def test_evaluation_images_are_permuted_once_per_run_and_training_images_when_as
     assert not np.array_equal(small_tasks.split(1, "test")[0], small_tasks.split(2, "test")[0])
 
 
+def test_an_accuracy_row_takes_the_values_already_known_and_measures_the_rest(small_tasks):
+    keras.utils.set_random_seed(0)
+    net = model.build_model(_settings(0.0).config)
+    full = sequence.accuracy_row(net, small_tasks, "test")
+    assert len(full) == 3 and sequence.accuracy_row(net, small_tasks, "val", upto=2) == [
+        model.accuracy(net, *small_tasks.split(t, "val")) for t in range(2)]
+    assert sequence.accuracy_row(net, small_tasks, "test", known=[-1.0]) == [-1.0, *full[1:]]
+
+
 def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_2(small_tasks):
     runs = {name: sequence.run_method(name, small_tasks, _settings(1.0, {"gamma": 0.5} if "online" in name else {}),
                                       log=lambda _: None)
@@ -168,6 +177,9 @@ def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_
     assert [len(row) for row in ewc["R"]["val"]] == [1, 2, 3]  # validation: the tasks seen so far
     assert len(ewc["initial"]["test"]) == 3 and ewc["max_importance"][0] == 0.0 < ewc["max_importance"][1]
     assert [r["task"] for r in ewc["curve"]] == [1, 1, 1, 2, 2, 3, 3] and set(ewc["curve"][0]) >= {"acc_1", "acc_2"}
+    for t in range(3):  # R's first entries are the curve's last point of each task: the same model, measured once
+        last = [r for r in ewc["curve"] if r["task"] == t + 1][-1]
+        assert ewc["R"]["test"][t][:2] == [last["acc_1"], last["acc_2"]]
     for name in ("ewc_online", "ewc_latest"):  # one past task: every carry is EWC itself, bit for bit
         assert runs[name]["R"]["test"][:2] == ewc["R"]["test"][:2]
         assert runs[name]["R"]["test"][2] != ewc["R"]["test"][2]
