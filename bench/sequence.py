@@ -101,7 +101,8 @@ def main() -> None:
                                      methods.settings_for("ewc", seq["importance"]))
     t_fisher = time.perf_counter() - t
     for j in range(seq["num_tasks"]):  # a run permutes each task's validation and test images once, then keeps them
-        tasks.split(j, "val"), tasks.split(j, "test")
+        for split in ("val", "test"):
+            tasks.split(j, split)
     t = time.perf_counter()
     measured = [model.accuracy(net, *tasks.split(j, "test")) for j in range(seq["curve_tasks"])]
     t_curve = time.perf_counter() - t
