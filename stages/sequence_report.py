@@ -1,6 +1,6 @@
 """Stage report of sequence/dvc.yaml: from the runs' accuracy matrices, the headline metrics (per method: average
-accuracy after all tasks, BWT, forgetting, FWT, and their intervals; the joint model), everything else as plain
-files (full.json: per method the average after each task, R, validation numbers; by_tasks.csv for `dvc plots`),
+accuracy after all tasks and forgetting, and their intervals; the joint model), everything else as plain files
+(full.json: per method BWT, FWT, the average after each task, R, validation numbers; by_tasks.csv for `dvc plots`),
 the Fig. 2A/2B-style figures, the accuracy matrices and the report section sequence/report.md. No TensorFlow."""
 
 import argparse

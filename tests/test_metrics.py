@@ -113,3 +113,19 @@ def test_per_seed_headline_is_keyed_by_seed_so_seed_0_meets_seed_0():
     assert set(five) == {0, 1, 2, 3, 4} and set(one) == {0}
     assert one[0] == five[0]
     assert set(one[0]) == {"ewc", "l2", "joint"} and one[0]["ewc"]["A_after_B"] == pytest.approx(0.80)
+
+
+def test_dvc_metrics_show_of_the_committed_results_fits_a_120_column_terminal(root):
+    """Plain `dvc metrics show` in the project (the two-task headline, the permuted-MNIST pipelines' headlines): one
+    row per headline file, every line within 120 characters (DVC prints the table unwrapped, whatever the terminal)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show"], cwd=root, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert any(line.startswith("metrics/headline/ewc.json ") for line in lines)
+    assert any(line.startswith("sequence/paper/metrics/headline/ewc_online.ci95.json ") for line in lines)
+    widest = max(lines, key=len)
+    assert len(widest) <= 120, f"{len(widest)} characters: {widest}"

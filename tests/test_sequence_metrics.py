@@ -90,3 +90,22 @@ def test_bad_inputs_raise_a_one_line_error_naming_the_problem(R, initial, messag
         metrics.sequence_report(R, initial=initial)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_sequence_headline_shares_the_two_task_headline_columns():
+    """The sequence's headline files carry the two-task headline's keys (average, forgetting, seeds) and nothing
+    else, so `dvc metrics show` of both experiments is one narrow table; the interval beside them from two seeds."""
+    reports = [metrics.sequence_run_report({"R": {"test": r, "val": r}, "initial": {"test": [0.1, 0.1, 0.1]}})
+               for r in (R3, (np.array(R3) - 0.02).tolist())]
+    summary = metrics.sequence_summary({"ewc": reports, "none": reports[:1]})
+    files = metrics.sequence_headline(summary, [[0.97, 0.96, 0.95], [0.96, 0.96, 0.96]])
+    assert set(files) == {"ewc", "ewc.ci95", "none", "joint", "joint.ci95"}  # one seed of none: no interval
+    two_task = metrics.headline_files(metrics.per_seed_rows({0: {
+        "methods": {"ewc": metrics.method_report({"a": 0.98, "b": 0.1}, {"a": 0.8, "b": 0.9})},
+        "joint": metrics.joint_report({"a": 0.97, "b": 0.96})}}))
+    assert set(files["ewc"]) == {"average", "forgetting", "seeds"} <= set(two_task["ewc"])
+    assert set(files["ewc.ci95"]) == {"average", "forgetting"}
+    assert files["ewc"]["average"] == pytest.approx((0.6 + 0.5 + 0.95 + 0.58 + 0.48 + 0.93) / 6)
+    assert files["ewc"]["forgetting"] == pytest.approx(summary["ewc"]["forgetting"]["mean"])
+    assert files["ewc"]["seeds"] == 2 and files["none"]["seeds"] == 1
+    assert set(files["joint"]) == {"average", "seeds"} and files["joint"]["average"] == pytest.approx(0.96)
