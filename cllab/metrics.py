@@ -263,3 +263,18 @@ def sequence_headline(summary: Mapping[str, Mapping], joint: Sequence[Sequence[f
     if len(joint) > 1:
         files["joint.ci95"] = {"average": averages["ci95"]}
     return files
+
+
+def sequence_per_seed_headline(reports: Mapping[str, Mapping[int, Mapping]],
+                               joint: Mapping[int, Sequence[float]]) -> dict[int, dict[str, dict[str, float]]]:
+    """{seed: {method: that seed's headline numbers}}, like per_seed_headline: SEQUENCE_HEADLINE's keys from
+    `reports[method][seed]` (sequence_run_report), and for `joint` the average test accuracy over all tasks of
+    `joint[seed]`; so that an experiment on seed 0 alone compares with seed 0 of another revision."""
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    for method, by_seed in reports.items():
+        for seed, report in by_seed.items():
+            out.setdefault(seed, {})[method] = {key: float(report[name]) for key, name in SEQUENCE_HEADLINE.items()
+                                                if report[name] is not None}
+    for seed, row in joint.items():
+        out.setdefault(seed, {})["joint"] = {"average": float(np.mean(row))}
+    return out

@@ -1,7 +1,8 @@
 """Stage report of sequence/dvc.yaml: from the runs' accuracy matrices, the headline metrics (per method: average
 accuracy after all tasks and forgetting, and their intervals; the joint model), everything else as plain files
-(full.json: per method BWT, FWT, the average after each task, R, validation numbers; by_tasks.csv for `dvc plots`),
-the Fig. 2A/2B-style figures, the accuracy matrices and the report section sequence/report.md. No TensorFlow."""
+(seeds/<seed>/<method>.json: each seed's headline numbers; full.json: per method BWT, FWT, the average after each
+task, R, validation numbers; by_tasks.csv for `dvc plots`), the Fig. 2A/2B-style figures, the accuracy matrices and
+the report section sequence/report.md. No TensorFlow."""
 
 import argparse
 import json
@@ -38,14 +39,19 @@ def main() -> None:
 
     runs = {m: {s: read(args.runs / str(s) / f"{m}.json") for s in seeds} for m in names}
     joint_runs = {s: read(args.runs / str(s) / "joint.json")["R_joint"] for s in seeds}
-    summary = metrics.sequence_summary({m: [metrics.sequence_run_report(r) for r in by_seed.values()]
-                                        for m, by_seed in runs.items()})
+    reports = {m: {s: metrics.sequence_run_report(r) for s, r in by_seed.items()} for m, by_seed in runs.items()}
+    summary = metrics.sequence_summary({m: list(by_seed.values()) for m, by_seed in reports.items()})
     joint = {split: metrics.mean_ci95([float(np.mean(j[split])) for j in joint_runs.values()])
              for split in ("test", "val")}
     out = args.out_dir
     with io.atomic_dir(out / "metrics" / "headline") as tmp:  # exactly the methods of this run
         for stem, numbers in metrics.sequence_headline(summary, [j["test"] for j in joint_runs.values()]).items():
             io.save_json(tmp / f"{stem}.json", numbers)
+    with io.atomic_dir(out / "metrics" / "seeds") as tmp:  # seed 0 meets seed 0: dvc metrics diff --targets …/seeds/0
+        per_seed = metrics.sequence_per_seed_headline(reports, {s: j["test"] for s, j in joint_runs.items()})
+        for seed, by_method in per_seed.items():
+            for method, numbers in by_method.items():
+                io.save_json(tmp / str(seed) / f"{method}.json", numbers)
     io.save_json(out / "metrics" / "full.json", {"methods": summary, "joint": joint, "seeds": len(seeds)})
 
     tasks = seq["num_tasks"]

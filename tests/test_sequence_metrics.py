@@ -109,3 +109,13 @@ def test_sequence_headline_shares_the_two_task_headline_columns():
     assert files["ewc"]["forgetting"] == pytest.approx(summary["ewc"]["forgetting"]["mean"])
     assert files["ewc"]["seeds"] == 2 and files["none"]["seeds"] == 1
     assert set(files["joint"]) == {"average", "seeds"} and files["joint"]["average"] == pytest.approx(0.96)
+
+
+def test_sequence_per_seed_headline_is_keyed_by_seed():
+    one = metrics.sequence_run_report({"R": {"test": R3, "val": R3}, "initial": {"test": [0.1, 0.1, 0.1]}})
+    single = metrics.sequence_run_report({"R": {"test": [[0.9]], "val": [[0.9]]}, "initial": {"test": [0.1]}})
+    out = metrics.sequence_per_seed_headline({"ewc": {0: one, 4: single}}, {0: [0.97, 0.95, 0.96], 4: [0.9]})
+    assert set(out) == {0, 4}
+    assert out[0]["ewc"] == {"average": pytest.approx((0.6 + 0.5 + 0.95) / 3), "forgetting": pytest.approx(0.3)}
+    assert out[4]["ewc"] == {"average": 0.9}  # one task: no forgetting, rather than a None in a metrics file
+    assert out[0]["joint"] == {"average": pytest.approx(0.96)} and out[4]["joint"] == {"average": 0.9}

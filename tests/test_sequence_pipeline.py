@@ -50,6 +50,10 @@ def test_repro_writes_the_headline_the_full_metrics_figures_and_report(project: 
     shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)[""]["data"]
     assert set(shown) == {f"sequence/metrics/headline/{m}.json" for m in ("none", "ewc", "replay", "joint")}
     assert set(shown["sequence/metrics/headline/ewc.json"]["data"]) == {"average", "forgetting", "seeds"}
+    seed0 = {f.stem: json.loads(f.read_text()) for f in (project / "sequence/metrics/seeds/0").glob("*.json")}
+    assert set(seed0) == {"none", "ewc", "replay", "joint"} and set(seed0["ewc"]) == {"average", "forgetting"}
+    headline = shown["sequence/metrics/headline/ewc.json"]["data"]  # one seed: its numbers are the headline's
+    assert seed0["ewc"] == {k: headline[k] for k in ("average", "forgetting")}
     full = json.loads((project / "sequence/metrics/full.json").read_text())
     assert len(full["methods"]["ewc"]["accuracy_matrix_mean"]) == 2 and full["seeds"] == 1
     for png in ("fig2a", "fig2b", "matrices"):
@@ -68,10 +72,14 @@ def test_second_repro_is_a_no_op(project: Path):
 
 
 def test_one_lambda_reruns_that_method_and_the_report_only(project: Path):
+    seed0 = project / "sequence/metrics/seeds/0"
+    before = {m: (seed0 / f"{m}.json").read_bytes() for m in ("none", "ewc")}
     set_param(project, "sequence.method.ewc.lambda", 3)
     assert changed_stages(project) == {"sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
     assert ran_stages(dvc(project, "repro", "sequence/dvc.yaml").stdout) == {
         "sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
+    # seed by seed, a method that was not rerun does not move
+    assert (seed0 / "none.json").read_bytes() == before["none"] and (seed0 / "ewc.json").read_bytes() != before["ewc"]
 
 
 def test_adding_a_method_runs_only_it_and_the_report(project: Path):
