@@ -28,12 +28,27 @@ class QuadraticPenalty:
         dtype = dtype or keras.config.floatx()  # the weights' float type
         self.anchor = [tf.constant(a, dtype=dtype) for a in anchor]
         self.importance = [tf.constant(o, dtype=dtype) for o in importance]
+        # The gradient's factor λΩ, formed as autodiff forms it: (Ω·λ/2)·2, so that the gradient is its bits.
+        half = tf.constant(0.5 * self.strength, dtype=dtype)
+        self.slope = [(o * half) * 2 for o in self.importance]
 
     def __call__(self, weights: Sequence[keras.Variable]) -> tf.Tensor:
-        total = tf.add_n(
-            [tf.reduce_sum(o * tf.square(w - a)) for w, a, o in zip(weights, self.anchor, self.importance)]
-        )
-        return 0.5 * self.strength * total
+        """The penalty; its gradient λΩ(θ − θ*) is one product per weight tensor with the stored λΩ, where autodiff
+        would broadcast, multiply by Ω, by λ/2 and by 2(θ − θ*) every step: the same numbers bit for bit as the penalty
+        enters the loss (weight 1; autodiff rounds (Ω·λ/2)·(2(θ − θ*)), and doubling is exact), a third less of the
+        penalty's work per training step."""
+
+        @tf.custom_gradient
+        def penalty(*values: tf.Tensor):
+            diffs = [w - a for w, a in zip(values, self.anchor)]
+            total = tf.add_n([tf.reduce_sum(o * tf.square(d)) for d, o in zip(diffs, self.importance)])
+
+            def gradient(upstream: tf.Tensor) -> list[tf.Tensor]:
+                return [upstream * (c * d) for c, d in zip(self.slope, diffs)]
+
+            return 0.5 * self.strength * total, gradient
+
+        return penalty(*[tf.convert_to_tensor(w) for w in weights])
 
 
 def penalty_for(

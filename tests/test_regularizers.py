@@ -43,3 +43,31 @@ def test_importance_not_matching_the_weights_fails_clearly():
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})
     with pytest.raises(ValueError, match=r"anchor shape \(6, 4\) != importance shape \(4,\)"):
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones(4), "hidden/bias": np.ones(4)})
+
+
+class _AutodiffPenalty(regularizers.QuadraticPenalty):
+    """The formula with its gradient left to autodiff: the reference for the written-out gradient."""
+
+    def __call__(self, weights):
+        return 0.5 * self.strength * tf.add_n(
+            [tf.reduce_sum(o * tf.square(w - a)) for w, a, o in zip(weights, self.anchor, self.importance)])
+
+
+@pytest.mark.parametrize("strength", [0.001, 0.3, 10.0, 2000.0])
+def test_written_out_gradient_is_autodiffs_bit_for_bit(strength):
+    rng = np.random.default_rng(3)
+    shapes = [(30, 20), (20,), (20, 10)]
+    anchor = [rng.normal(size=s) for s in shapes]
+    omega = [rng.uniform(0, 1, size=s) ** 6 for s in shapes]  # from ~1 down to tiny, as a Fisher is
+    weights = [tf.Variable(a + rng.normal(size=a.shape)) for a in anchor]
+    new = regularizers.QuadraticPenalty(anchor, omega, strength, dtype="float64")
+    reference = _AutodiffPenalty(anchor, omega, strength, dtype="float64")
+    with tf.GradientTape(persistent=True) as tape:
+        other = tf.reduce_sum(tf.sin(weights[0])) + tf.reduce_sum(weights[2] ** 2)  # a loss sharing the weights
+        mine, theirs = other + new(weights), other + reference(weights)
+        alone = new(weights)
+    for g_mine, g_theirs in zip(tape.gradient(mine, weights), tape.gradient(theirs, weights)):
+        np.testing.assert_array_equal(g_mine.numpy(), g_theirs.numpy())
+    assert float(new(weights)) == float(reference(weights))
+    slope = tape.gradient(alone, weights)[1].numpy()  # λΩ(θ − θ*), not zero
+    np.testing.assert_allclose(slope, strength * omega[1] * (weights[1].numpy() - anchor[1]), rtol=1e-12)
