@@ -28,15 +28,16 @@ class QuadraticPenalty:
         dtype = dtype or keras.config.floatx()  # the weights' float type
         self.anchor = [tf.constant(a, dtype=dtype) for a in anchor]
         self.importance = [tf.constant(o, dtype=dtype) for o in importance]
-        # The gradient's factor λΩ, formed as autodiff forms it: (Ω·λ/2)·2, so that the gradient is its bits.
+        # λΩ formed as autodiff forms it, (Ω·λ/2)·2 (doubling is exact), so that the gradient below is autodiff's bits
         half = tf.constant(0.5 * self.strength, dtype=dtype)
         self.slope = [(o * half) * 2 for o in self.importance]
 
     def __call__(self, weights: Sequence[keras.Variable]) -> tf.Tensor:
-        """The penalty; its gradient λΩ(θ − θ*) is one product per weight tensor with the stored λΩ, where autodiff
-        would broadcast, multiply by Ω, by λ/2 and by 2(θ − θ*) every step: the same numbers bit for bit as the penalty
-        enters the loss (weight 1; autodiff rounds (Ω·λ/2)·(2(θ − θ*)), and doubling is exact), a third less of the
-        penalty's work per training step."""
+        """The penalty, with its gradient written out: u·(λΩ·(θ − θ*)) for the upstream gradient u, where autodiff
+        broadcasts u·λ/2 and multiplies by Ω and by 2(θ − θ*) every step: a third less of the penalty's work per
+        training step. Bit for bit autodiff's gradient as the penalty enters the loss (u = 1; autodiff rounds
+        (Ω·λ/2)·(2(θ − θ*)), and doubling is exact), and for any power of two; for another u, equal to within the
+        last bit's rounding."""
 
         @tf.custom_gradient
         def penalty(*values: tf.Tensor):

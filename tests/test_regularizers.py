@@ -53,21 +53,39 @@ class _AutodiffPenalty(regularizers.QuadraticPenalty):
             [tf.reduce_sum(o * tf.square(w - a)) for w, a, o in zip(weights, self.anchor, self.importance)])
 
 
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("weight", [1.0, 0.25, 0.37])  # the penalty's weight in the loss: the upstream gradient
 @pytest.mark.parametrize("strength", [0.001, 0.3, 10.0, 2000.0])
-def test_written_out_gradient_is_autodiffs_bit_for_bit(strength):
+def test_written_out_gradient_is_autodiffs_bit_for_bit(strength, weight, traced):
+    import keras
+
     rng = np.random.default_rng(3)
     shapes = [(30, 20), (20,), (20, 10)]
     anchor = [rng.normal(size=s) for s in shapes]
     omega = [rng.uniform(0, 1, size=s) ** 6 for s in shapes]  # from ~1 down to tiny, as a Fisher is
-    weights = [tf.Variable(a + rng.normal(size=a.shape)) for a in anchor]
+    weights = [keras.Variable(a + rng.normal(size=a.shape), dtype="float64") for a in anchor]
     new = regularizers.QuadraticPenalty(anchor, omega, strength, dtype="float64")
     reference = _AutodiffPenalty(anchor, omega, strength, dtype="float64")
-    with tf.GradientTape(persistent=True) as tape:
-        other = tf.reduce_sum(tf.sin(weights[0])) + tf.reduce_sum(weights[2] ** 2)  # a loss sharing the weights
-        mine, theirs = other + new(weights), other + reference(weights)
+
+    def gradients(penalty):
+        with tf.GradientTape() as tape:
+            other = tf.reduce_sum(tf.sin(weights[0])) + tf.reduce_sum(weights[2] ** 2)  # a loss sharing the weights
+            loss = other + weight * penalty(weights)
+        return tape.gradient(loss, weights), penalty(weights)
+
+    step = tf.function(gradients, reduce_retracing=True) if traced else gradients
+    (mine, value), (theirs, reference_value) = step(new), step(reference)
+    for g_mine, g_theirs in zip(mine, theirs):
+        if weight in (1.0, 0.25):  # as in training (1), or any power of two: autodiff's bits
+            np.testing.assert_array_equal(g_mine.numpy(), g_theirs.numpy())
+        else:  # rounded once in another order
+            np.testing.assert_allclose(g_mine.numpy(), g_theirs.numpy(), rtol=1e-12, atol=1e-15)
+    assert float(value) == float(reference_value)
+    with tf.GradientTape() as tape:  # the written-out gradient is the one used: λΩ(θ − θ*)
         alone = new(weights)
-    for g_mine, g_theirs in zip(tape.gradient(mine, weights), tape.gradient(theirs, weights)):
-        np.testing.assert_array_equal(g_mine.numpy(), g_theirs.numpy())
-    assert float(new(weights)) == float(reference(weights))
-    slope = tape.gradient(alone, weights)[1].numpy()  # λΩ(θ − θ*), not zero
+    slope = tape.gradient(alone, weights)[1].numpy()
     np.testing.assert_allclose(slope, strength * omega[1] * (weights[1].numpy() - anchor[1]), rtol=1e-12)
+    new.slope = [2 * c for c in new.slope]
+    with tf.GradientTape() as tape:
+        alone = new(weights)
+    np.testing.assert_array_equal(tape.gradient(alone, weights)[1].numpy(), 2 * slope)
