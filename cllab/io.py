@@ -136,6 +136,14 @@ def save_json(path: str | Path, data: Any, digits: int = 6) -> None:
     write_bytes(path, json_text(data, digits).encode())
 
 
+def save_json_files(directory: str | Path, files: Mapping[str, Any], digits: int = 6) -> None:
+    """Replace `directory` by one `<name>.json` per entry of `files` (a name may hold `/`), all or none: exactly
+    these files, so that a method or seed no longer run leaves no file behind."""
+    with atomic_dir(directory) as tmp:
+        for name, data in files.items():
+            save_json(tmp / f"{name}.json", data, digits)
+
+
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 6) -> str:
     """A CSV table with a header, fixed column order and fixed float formatting."""
 

@@ -126,16 +126,16 @@ HEADLINE = {"average": "average_accuracy", "A_after_B": "acc_a_after_b", "B_afte
 JOINT_HEADLINE = ("average", "A_after_B", "B_after_B")  # the joint model is trained on A and B at once: no forgetting
 
 
-def headline_files(rows: Sequence[Mapping]) -> dict[str, dict[str, float | int]]:
-    """The headline metrics as {file stem: numbers}, from per_seed_rows: per method (and joint) `<method>` holds the
-    means over seeds and the number of seeds, `<method>.ci95` the half-widths of their 95 % t-intervals (only with
-    two seeds or more: no interval from one seed, rather than a NaN). One file per method, all with the same keys,
-    so that `dvc metrics show` prints one short row per method."""
+def headline_files(per_seed: Mapping[int, Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float | int]]:
+    """The headline metrics as {file stem: numbers}, from each seed's headline numbers (per_seed_headline, or
+    sequence_per_seed_headline): per method (and joint) `<method>` holds their means over seeds and the number of
+    seeds, `<method>.ci95` the half-widths of their 95 % t-intervals (only with two seeds or more: no interval from
+    one seed, rather than a NaN). One file per method, all with the same keys, so that `dvc metrics show` prints one
+    short row per method."""
     files: dict[str, dict[str, float | int]] = {}
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == method]
-        keys = JOINT_HEADLINE if method == "joint" else tuple(HEADLINE)
-        stats = {key: mean_ci95([r[HEADLINE[key]] for r in mine]) for key in keys}
+    for method in dict.fromkeys(m for by_method in per_seed.values() for m in by_method):
+        mine = [by_method[method] for by_method in per_seed.values() if method in by_method]
+        stats = {key: mean_ci95([numbers[key] for numbers in mine]) for key in mine[0]}
         files[method] = {**{key: s["mean"] for key, s in stats.items()}, "seeds": len(mine)}
         if len(mine) > 1:
             files[f"{method}.ci95"] = {key: s["ci95"] for key, s in stats.items()}
@@ -150,6 +150,11 @@ def per_seed_headline(rows: Sequence[Mapping]) -> dict[int, dict[str, dict[str, 
         keys = JOINT_HEADLINE if r["method"] == "joint" else tuple(HEADLINE)
         out.setdefault(r["seed"], {})[r["method"]] = {key: float(r[HEADLINE[key]]) for key in keys}
     return out
+
+
+def per_seed_files(per_seed: Mapping[int, Mapping[str, Mapping[str, float]]]) -> dict[str, Mapping[str, float]]:
+    """Each seed's headline numbers as {"<seed>/<method>": numbers}: the files of `metrics/seeds/`."""
+    return {f"{seed}/{method}": numbers for seed, by_method in per_seed.items() for method, numbers in by_method.items()}
 
 
 # --- A sequence of T tasks (permuted MNIST): metrics from the T×T accuracy matrix ------------------------------------
@@ -247,29 +252,12 @@ def sequence_summary(reports: Mapping[str, Sequence[Mapping]]) -> dict:
     return out
 
 
-def sequence_headline(summary: Mapping[str, Mapping], joint: Sequence[Sequence[float]]) -> dict[str, dict]:
-    """The sequence's headline files {stem: numbers}, like headline_files: per method the means over seeds of the
-    final average accuracy and forgetting (SEQUENCE_HEADLINE) and the number of seeds, `<method>.ci95` the
-    half-widths (two seeds or more); `joint` the joint model's average test accuracy over all tasks (one row per seed
-    in `joint`)."""
-    files: dict[str, dict] = {}
-    for method, entry in summary.items():
-        stats = {key: entry[name] for key, name in SEQUENCE_HEADLINE.items() if entry[name] is not None}
-        files[method] = {**{key: s["mean"] for key, s in stats.items()}, "seeds": entry["seeds"]}
-        if entry["seeds"] > 1:
-            files[f"{method}.ci95"] = {key: s["ci95"] for key, s in stats.items()}
-    averages = mean_ci95([float(np.mean(row)) for row in joint])
-    files["joint"] = {"average": averages["mean"], "seeds": len(joint)}
-    if len(joint) > 1:
-        files["joint.ci95"] = {"average": averages["ci95"]}
-    return files
-
-
 def sequence_per_seed_headline(reports: Mapping[str, Mapping[int, Mapping]],
                                joint: Mapping[int, Sequence[float]]) -> dict[int, dict[str, dict[str, float]]]:
     """{seed: {method: that seed's headline numbers}}, like per_seed_headline: SEQUENCE_HEADLINE's keys from
-    `reports[method][seed]` (sequence_run_report), and for `joint` the average test accuracy over all tasks of
-    `joint[seed]`; so that an experiment on seed 0 alone compares with seed 0 of another revision."""
+    `reports[method][seed]` (sequence_run_report; forgetting left out with one task, rather than a None), and for
+    `joint` the average test accuracy over all tasks of `joint[seed]`; so that an experiment on seed 0 alone compares
+    with seed 0 of another revision. headline_files makes the headline from it."""
     out: dict[int, dict[str, dict[str, float]]] = {}
     for method, by_seed in reports.items():
         for seed, report in by_seed.items():

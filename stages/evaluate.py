@@ -48,13 +48,9 @@ def main() -> None:
         io.save_csv(args.metrics_dir / f"{name}_per_seed.csv", rows, metrics.PER_SEED_COLUMNS)
         io.save_csv(args.metrics_dir / f"{name}.csv", metrics.summary_rows(rows), metrics.SUMMARY_COLUMNS)
         if split == "test":
-            with io.atomic_dir(args.metrics_dir / "headline") as tmp:  # exactly the methods of this run
-                for stem, numbers in metrics.headline_files(rows).items():
-                    io.save_json(tmp / f"{stem}.json", numbers)
-            with io.atomic_dir(args.metrics_dir / "seeds") as tmp:
-                for seed, by_method in metrics.per_seed_headline(rows).items():
-                    for method, numbers in by_method.items():
-                        io.save_json(tmp / str(seed) / f"{method}.json", numbers)
+            per_seed = metrics.per_seed_headline(rows)
+            io.save_json_files(args.metrics_dir / "headline", metrics.headline_files(per_seed))  # these methods only
+            io.save_json_files(args.metrics_dir / "seeds", metrics.per_seed_files(per_seed))
             for row in metrics.summary_rows(rows):
                 print(f"{row['method']:>14}: A after B {row['acc_a_after_b_mean']:.3f} ± {row['acc_a_after_b_ci95']:.3f}, "
                       f"B after B {row['acc_b_after_b_mean']:.3f} ± {row['acc_b_after_b_ci95']:.3f}, "

@@ -44,14 +44,9 @@ def main() -> None:
     joint = {split: metrics.mean_ci95([float(np.mean(j[split])) for j in joint_runs.values()])
              for split in ("test", "val")}
     out = args.out_dir
-    with io.atomic_dir(out / "metrics" / "headline") as tmp:  # exactly the methods of this run
-        for stem, numbers in metrics.sequence_headline(summary, [j["test"] for j in joint_runs.values()]).items():
-            io.save_json(tmp / f"{stem}.json", numbers)
-    with io.atomic_dir(out / "metrics" / "seeds") as tmp:  # seed 0 meets seed 0: dvc metrics diff --targets …/seeds/0
-        per_seed = metrics.sequence_per_seed_headline(reports, {s: j["test"] for s, j in joint_runs.items()})
-        for seed, by_method in per_seed.items():
-            for method, numbers in by_method.items():
-                io.save_json(tmp / str(seed) / f"{method}.json", numbers)
+    per_seed = metrics.sequence_per_seed_headline(reports, {s: j["test"] for s, j in joint_runs.items()})
+    io.save_json_files(out / "metrics" / "headline", metrics.headline_files(per_seed))  # these methods only
+    io.save_json_files(out / "metrics" / "seeds", metrics.per_seed_files(per_seed))  # dvc metrics diff --targets …/0
     io.save_json(out / "metrics" / "full.json", {"methods": summary, "joint": joint, "seeds": len(seeds)})
 
     tasks = seq["num_tasks"]

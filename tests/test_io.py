@@ -78,3 +78,12 @@ def test_importing_tensorflow_through_the_stage_start_prints_nothing(root):
     run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout == "3\n"
     assert run.stderr == ""
+
+
+def test_json_files_replace_the_directory_with_exactly_these_files(tmp_path):
+    target = tmp_path / "seeds"
+    io.save_json_files(target, {"0/ewc": {"average": 0.5}, "1/ewc": {"average": 0.25}})
+    io.save_json_files(target, {"0/ewc": {"average": 0.75}})  # seed 1 no longer run: its file goes
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*.json")) == ["0/ewc.json"]
+    assert (target / "0/ewc.json").read_text() == io.json_text({"average": 0.75})
+    assert [p.name for p in tmp_path.iterdir()] == ["seeds"]  # no temporary directory left beside it

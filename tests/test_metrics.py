@@ -91,7 +91,7 @@ def _rows(seeds):
 
 
 def test_headline_is_one_short_file_per_method_with_the_interval_beside_it():
-    files = metrics.headline_files(_rows([0, 1, 2]))
+    files = metrics.headline_files(metrics.per_seed_headline(_rows([0, 1, 2])))
     assert set(files) == {"ewc", "ewc.ci95", "l2", "l2.ci95", "joint", "joint.ci95"}
     assert set(files["ewc"]) == {"average", "A_after_B", "B_after_B", "forgetting", "seeds"}
     assert set(files["ewc.ci95"]) == {"average", "A_after_B", "B_after_B", "forgetting"}
@@ -103,7 +103,7 @@ def test_headline_is_one_short_file_per_method_with_the_interval_beside_it():
 
 
 def test_one_seed_gives_no_interval_file_rather_than_a_nan():
-    files = metrics.headline_files(_rows([3]))
+    files = metrics.headline_files(metrics.per_seed_headline(_rows([3])))
     assert set(files) == {"ewc", "l2", "joint"} and files["ewc"]["seeds"] == 1
     assert all(value == value for numbers in files.values() for value in numbers.values())  # no NaN anywhere
 

@@ -98,11 +98,13 @@ def test_sequence_headline_shares_the_two_task_headline_columns():
     reports = [metrics.sequence_run_report({"R": {"test": r, "val": r}, "initial": {"test": [0.1, 0.1, 0.1]}})
                for r in (R3, (np.array(R3) - 0.02).tolist())]
     summary = metrics.sequence_summary({"ewc": reports, "none": reports[:1]})
-    files = metrics.sequence_headline(summary, [[0.97, 0.96, 0.95], [0.96, 0.96, 0.96]])
+    per_seed = metrics.sequence_per_seed_headline({"ewc": dict(enumerate(reports)), "none": {0: reports[0]}},
+                                                  {0: [0.97, 0.96, 0.95], 1: [0.96, 0.96, 0.96]})
+    files = metrics.headline_files(per_seed)
     assert set(files) == {"ewc", "ewc.ci95", "none", "joint", "joint.ci95"}  # one seed of none: no interval
-    two_task = metrics.headline_files(metrics.per_seed_rows({0: {
+    two_task = metrics.headline_files(metrics.per_seed_headline(metrics.per_seed_rows({0: {
         "methods": {"ewc": metrics.method_report({"a": 0.98, "b": 0.1}, {"a": 0.8, "b": 0.9})},
-        "joint": metrics.joint_report({"a": 0.97, "b": 0.96})}}))
+        "joint": metrics.joint_report({"a": 0.97, "b": 0.96})}})))
     assert set(files["ewc"]) == {"average", "forgetting", "seeds"} <= set(two_task["ewc"])
     assert set(files["ewc.ci95"]) == {"average", "forgetting"}
     assert files["ewc"]["average"] == pytest.approx((0.6 + 0.5 + 0.95 + 0.58 + 0.48 + 0.93) / 6)
