@@ -126,6 +126,29 @@ def compile_model(
     return model
 
 
+def _training_variables(model: keras.Model) -> list[keras.Variable]:
+    return [*model.optimizer.variables, *(getattr(model, "path_integral", None) or [])]
+
+
+def fresh_training_state(model: keras.Model) -> list[np.ndarray]:
+    """What a compiled model's training starts from: its optimizer's variables (step count, learning rate, slots such
+    as Adam's moments; built now if need be) and SI's path integral, before any step. `reset_training` puts them
+    back, so that the same model, its training step traced once, trains the next task as a newly compiled one."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    return [np.array(tf.convert_to_tensor(v).numpy()) for v in _training_variables(model)]
+
+
+def reset_training(model: keras.Model, state: Sequence[np.ndarray]) -> None:
+    """Return a compiled model's optimizer and path integral to `state` (from fresh_training_state); the weights,
+    and the penalty, stay as they are."""
+    variables = _training_variables(model)
+    if len(variables) != len(state):
+        raise ValueError(f"a training state of {len(state)} variables for a model with {len(variables)}")
+    for variable, value in zip(variables, state):
+        variable.assign(value)
+
+
 def weight_names(model: keras.Model) -> list[str]:
     """Stable names of the trainable weights, in model order: 'hidden/kernel', 'hidden/bias', ..."""
     return [f"{layer.name}/{w.name}" for layer in model.layers for w in layer.trainable_weights]

@@ -25,12 +25,34 @@ class QuadraticPenalty:
             if a.shape != o.shape:
                 raise ValueError(f"tensor {i}: anchor shape {a.shape} != importance shape {o.shape}")
         self.strength = float(strength)
-        dtype = dtype or keras.config.floatx()  # the weights' float type
-        self.anchor = [tf.constant(a, dtype=dtype) for a in anchor]
-        self.importance = [tf.constant(o, dtype=dtype) for o in importance]
-        # λΩ formed as autodiff forms it, (Ω·λ/2)·2 (doubling is exact), so that the gradient below is autodiff's bits
-        half = tf.constant(0.5 * self.strength, dtype=dtype)
-        self.slope = [(o * half) * 2 for o in self.importance]
+        self.dtype = dtype or keras.config.floatx()  # the weights' float type
+        # Variables, not constants, so that `move_to` can re-anchor the penalty of a model whose step is traced
+        self.anchor = [tf.Variable(a, dtype=self.dtype, trainable=False) for a in anchor]
+        self.importance = [tf.Variable(o, dtype=self.dtype, trainable=False) for o in importance]
+        self.slope = [tf.Variable(s, trainable=False) for s in self._slopes(self.importance)]
+
+    def _slopes(self, importance: Sequence) -> list[tf.Tensor]:
+        """λΩ formed as autodiff forms it, (Ω·λ/2)·2 (doubling is exact), so that the gradient is autodiff's bits."""
+        half = tf.constant(0.5 * self.strength, dtype=self.dtype)
+        return [(tf.convert_to_tensor(o, dtype=self.dtype) * half) * 2 for o in importance]
+
+    def move_to(self, anchor: Sequence[np.ndarray], importance: Sequence[np.ndarray]) -> None:
+        """Pull towards a new anchor with a new importance (same λ, same shapes): a sequence trains task after task
+        with one model, whose traced training step reads these variables, instead of building one per task."""
+        shapes = [tuple(v.shape) for v in self.anchor]
+        if not len(anchor) == len(importance) == len(shapes):
+            raise ValueError(f"{len(anchor)} anchor and {len(importance)} importance tensors for a penalty of "
+                             f"{len(shapes)}")
+        for i, (a, o) in enumerate(zip(anchor, importance)):
+            if not np.shape(a) == np.shape(o) == shapes[i]:
+                raise ValueError(f"tensor {i}: anchor {np.shape(a)} and importance {np.shape(o)} must have the "
+                                 f"penalty's shape {shapes[i]}")
+        for variable, value in zip(self.anchor, anchor):
+            variable.assign(np.asarray(value, self.dtype))
+        for variable, value in zip(self.importance, importance):
+            variable.assign(np.asarray(value, self.dtype))
+        for variable, value in zip(self.slope, self._slopes(self.importance)):
+            variable.assign(value)
 
     def __call__(self, weights: Sequence[keras.Variable]) -> tf.Tensor:
         """The penalty, with its gradient written out: u·(λΩ·(θ − θ*)) for the upstream gradient u, where autodiff
@@ -58,10 +80,17 @@ def penalty_for(
     """λ/2·Σ Ω(θ − θ_A)² anchored at named weights (model order); None (plain fine-tuning) without an importance."""
     if importance is None:
         return None
-    missing = [n for n in anchor if n not in importance]
-    if missing:
-        raise ValueError(f"the importance has no entry for {', '.join(missing)}")
-    return QuadraticPenalty([anchor[n] for n in anchor], [importance[n] for n in anchor], strength)
+    return QuadraticPenalty(*in_order(list(anchor), anchor, importance), strength)
+
+
+def in_order(names: Sequence[str], anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray]
+             ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The anchor's and the importance's tensors of the weights `names`, in that order (a model's)."""
+    for what, tensors in (("anchor", anchor), ("importance", importance)):
+        missing = [n for n in names if n not in tensors]
+        if missing:
+            raise ValueError(f"the {what} has no entry for {', '.join(missing)}")
+    return [anchor[n] for n in names], [importance[n] for n in names]
 
 
 def collapse(

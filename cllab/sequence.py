@@ -180,16 +180,27 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
         "R": {"val": [], "test": []}, "curve": [], "max_importance": [],
     }
     memory: list[tuple[np.ndarray, np.ndarray]] = []
+    penalty, fresh = None, None
     for t in range(tasks.count):
         started = time.perf_counter()
         quadratic = carry.quadratic() if method.omega is not None else None
-        penalty = None if quadratic is None else regularizers.penalty_for(settings.strength, *quadratic)
         result["max_importance"].append(
             0.0 if quadratic is None else float(max(np.max(v) for v in quadratic[1].values())))
-        weights = model.get_weights(net)
-        net = model.build_model(settings.config, penalty=penalty, track_path_integral=method.omega == "omega_si")
-        model.set_weights(net, weights)
-        model.compile_model(net, settings.optimizer, settings.learning_rate)
+        weights = model.get_weights(net)  # θ at the task's start (SI's path integral is measured from it)
+        if fresh is None or (quadratic is not None and penalty is None) or method.replay:
+            # A model for the first task and one more for the first penalised task; every later task reuses it
+            # (penalty re-anchored, optimizer and path integral reset), so its step is traced once, not per task.
+            # Replay builds one per task as before: a newly compiled model's first fit reads ahead from replay's
+            # Python dataset (Keras' symbolic build), and without that read the batches, so the numbers, change.
+            penalty = None if quadratic is None else regularizers.penalty_for(settings.strength, *quadratic)
+            net = model.build_model(settings.config, penalty=penalty, track_path_integral=method.omega == "omega_si")
+            model.set_weights(net, weights)
+            model.compile_model(net, settings.optimizer, settings.learning_rate)
+            fresh = model.fresh_training_state(net)
+        else:
+            if quadratic is not None:
+                penalty.move_to(*regularizers.in_order(model.weight_names(net), *quadratic))
+            model.reset_training(net, fresh)
         x, y = tasks.split(t, "train")
         curve = training.TaskAccuracyCurve(curve_tasks, measure_start=t == 0)  # later: the last R row measured it
         inputs: tuple = (x, y)

@@ -11,7 +11,8 @@ from cllab import methods as methods_lib
 
 
 class _NoRetracingNote(logging.Filter):
-    """TF notes that the Fisher's tf.function is traced once per task (a new model per task): expected, dropped."""
+    """TF notes that the Fisher's tf.function (made per call of the importance function) is traced once per task:
+    expected, dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "triggered tf.function retracing" not in record.getMessage()

@@ -89,3 +89,37 @@ def test_written_out_gradient_is_autodiffs_bit_for_bit(strength, weight, traced)
     with tf.GradientTape() as tape:
         alone = new(weights)
     np.testing.assert_array_equal(tape.gradient(alone, weights)[1].numpy(), 2 * slope)
+
+
+def test_a_moved_penalty_is_the_new_penalty_bit_for_bit_and_a_traced_step_follows_the_move():
+    """A sequence re-anchors one penalty per task instead of building a model per task: after move_to, the traced
+    step (not retraced) gives the value and gradient of a penalty made anew at the new anchor and importance."""
+    import keras
+
+    rng = np.random.default_rng(5)
+    shapes = [(30, 20), (20,)]
+    quadratics = [([rng.normal(size=s) for s in shapes], [rng.uniform(0, 1, size=s) ** 6 for s in shapes])
+                  for _ in range(2)]
+    weights = [keras.Variable(rng.normal(size=s), dtype="float64") for s in shapes]
+
+    @tf.function
+    def step(penalty):
+        with tf.GradientTape() as tape:
+            value = penalty(weights)
+        return value, tape.gradient(value, weights)
+
+    moved = regularizers.QuadraticPenalty(*quadratics[0], 30.0, dtype="float64")
+    before = step(moved)
+    moved.move_to(*quadratics[1])
+    after = step(moved)
+    assert step.experimental_get_tracing_count() == 1
+    anew = step(regularizers.QuadraticPenalty(*quadratics[1], 30.0, dtype="float64"))
+    assert float(after[0]) == float(anew[0]) != float(before[0])
+    for mine, theirs in zip(after[1], anew[1]):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    with pytest.raises(ValueError, match=r"tensor 1: anchor \(3,\) and importance \(20,\) must have the penalty's "
+                                         r"shape \(20,\)"):
+        moved.move_to([quadratics[0][0][0], np.zeros(3)], quadratics[0][1])
+    with pytest.raises(ValueError, match="1 anchor and 2 importance tensors for a penalty of 2"):
+        moved.move_to(quadratics[0][0][:1], quadratics[0][1])
+    assert float(step(moved)[0]) == float(after[0])  # a refused move leaves the penalty as it was

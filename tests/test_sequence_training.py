@@ -187,6 +187,22 @@ def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_
     assert again == ewc  # seeded inside: the same run whatever ran before in the process
 
 
+def test_a_run_builds_a_model_for_the_first_task_and_the_first_penalised_one_and_then_reuses_it(small_tasks,
+                                                                                                 monkeypatch):
+    """Each model built is traced anew (~2 s per task at the default size); reset and re-anchored, one model
+    trains every task after the first penalised one. Replay builds one per task (its batches depend on it)."""
+    built = []
+    build = model.build_model
+    monkeypatch.setattr(model, "build_model", lambda *args, **kwargs: built.append(kwargs.get("penalty")) or build(
+        *args, **kwargs))
+    runs = (("ewc", _settings(1.0, epochs=1), [None, "penalty"]), ("none", _settings(0.0, epochs=1), [None]),
+            ("replay", _settings(0.0, {"per_task": 20}, epochs=1), [None] * 3))
+    for name, settings, expected in runs:
+        built.clear()
+        sequence.run_method(name, small_tasks, settings, log=lambda _: None)
+        assert [None if p is None else "penalty" for p in built] == [None, *expected], name  # [0]: the initial model
+
+
 def test_a_penalty_holds_the_first_task_better_than_fine_tuning(small_tasks):
     tuned = sequence.run_method("none", small_tasks, _settings(0.0, epochs=3), log=lambda _: None)
     held = sequence.run_method("ewc", small_tasks, _settings(3.0, epochs=3), log=lambda _: None)

@@ -172,6 +172,34 @@ def test_steps_per_execution_changes_speed_not_numbers(optimizer):
     assert np.abs(results[1]["omega/hidden/kernel"]).sum() > 0
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_reset_model_trains_the_next_task_as_a_newly_compiled_one_bit_for_bit(optimizer):
+    """A sequence trains every task after the first penalised one with the same compiled model: reset_training
+    returns its optimizer (Adam's moments and step count) and SI's path integral to where compile left them."""
+    rng = np.random.default_rng(8)
+    (x1, y1), (x2, y2) = [(rng.normal(size=(40, 3, 3)).astype(np.float32), rng.integers(0, 5, size=40))
+                          for _ in range(2)]
+    config = model.ModelConfig(hidden_units=6, dropout=0.0, input_shape=(3, 3))
+    keras.utils.set_random_seed(5)
+    net = model.compile_model(model.build_model(config, track_path_integral=True), optimizer, 0.05)
+    fresh = model.fresh_training_state(net)
+    training.fit(net, x1, y1, epochs=2, batch_size=8, verbose=0)  # the first task
+    after_first = model.get_weights(net)
+    anew = model.build_model(config, track_path_integral=True)
+    model.set_weights(anew, after_first)
+    model.compile_model(anew, optimizer, 0.05)
+    model.reset_training(net, fresh)
+    for trained in (net, anew):  # the next task: the same model reset, and a newly compiled one
+        training.fit(trained, x2, y2, epochs=2, batch_size=8, verbose=0)
+    for name, values in model.get_weights(net).items():
+        np.testing.assert_array_equal(values, model.get_weights(anew)[name], err_msg=name)
+    for name, values in net.path_integral_values().items():
+        np.testing.assert_array_equal(values, anew.path_integral_values()[name], err_msg=f"path integral {name}")
+    with pytest.raises(ValueError, match=f"a training state of {len(fresh) - 1} variables for a model with "
+                                         f"{len(fresh)}"):
+        model.reset_training(net, fresh[1:])
+
+
 def test_predict_logits_are_keras_predict_bit_for_bit():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2500, 3, 3)).astype(np.float32)  # three batches of 1024, the last one partial
