@@ -174,23 +174,30 @@ def test_steps_per_execution_changes_speed_not_numbers(optimizer):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_a_reset_model_trains_the_next_task_as_a_newly_compiled_one_bit_for_bit(optimizer):
-    """A sequence trains every task after the first penalised one with the same compiled model: reset_training
-    returns its optimizer (Adam's moments and step count) and SI's path integral to where compile left them."""
+    """A sequence trains every task after the first penalised one with the same compiled model: its penalty moved to
+    the new anchor and importance, reset_training returns its optimizer (Adam's moments and step count) and SI's path
+    integral to where compile left them. Validation runs too (the reused model's evaluation step)."""
     rng = np.random.default_rng(8)
     (x1, y1), (x2, y2) = [(rng.normal(size=(40, 3, 3)).astype(np.float32), rng.integers(0, 5, size=40))
                           for _ in range(2)]
     config = model.ModelConfig(hidden_units=6, dropout=0.0, input_shape=(3, 3))
     keras.utils.set_random_seed(5)
-    net = model.compile_model(model.build_model(config, track_path_integral=True), optimizer, 0.05)
+    first = model.get_weights(model.build_model(config))
+    omegas = [{k: rng.uniform(0, 1, size=v.shape) for k, v in first.items()} for _ in range(2)]
+    penalty = regularizers.penalty_for(3.0, first, omegas[0])
+    net = model.compile_model(model.build_model(config, penalty=penalty, track_path_integral=True), optimizer, 0.05)
     fresh = model.fresh_training_state(net)
-    training.fit(net, x1, y1, epochs=2, batch_size=8, verbose=0)  # the first task
+    training.fit(net, x1, y1, epochs=2, batch_size=8, validation=(x2, y2), verbose=0)  # the first task
     after_first = model.get_weights(net)
-    anew = model.build_model(config, track_path_integral=True)
+    anew = model.build_model(config, penalty=regularizers.penalty_for(3.0, after_first, omegas[1]),
+                             track_path_integral=True)
     model.set_weights(anew, after_first)
     model.compile_model(anew, optimizer, 0.05)
+    penalty.move_to(*regularizers.in_order(model.weight_names(net), after_first, omegas[1]))
     model.reset_training(net, fresh)
-    for trained in (net, anew):  # the next task: the same model reset, and a newly compiled one
-        training.fit(trained, x2, y2, epochs=2, batch_size=8, verbose=0)
+    histories = [training.fit(trained, x2, y2, epochs=2, batch_size=8, validation=(x1, y1), verbose=0)
+                 for trained in (net, anew)]  # the next task: the same model moved and reset, and a new one
+    assert histories[0] == histories[1] and histories[0]["penalty"][-1] > 0
     for name, values in model.get_weights(net).items():
         np.testing.assert_array_equal(values, model.get_weights(anew)[name], err_msg=name)
     for name, values in net.path_integral_values().items():
@@ -198,7 +205,6 @@ def test_a_reset_model_trains_the_next_task_as_a_newly_compiled_one_bit_for_bit(
     with pytest.raises(ValueError, match=f"a training state of {len(fresh) - 1} variables for a model with "
                                          f"{len(fresh)}"):
         model.reset_training(net, fresh[1:])
-
 
 def test_predict_logits_are_keras_predict_bit_for_bit():
     rng = np.random.default_rng(4)
