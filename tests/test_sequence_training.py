@@ -203,6 +203,22 @@ def test_a_run_builds_a_model_for_the_first_task_and_the_first_penalised_one_and
         assert [None if p is None else "penalty" for p in built] == [None, *expected], name  # [0]: the initial model
 
 
+def test_a_task_after_the_first_penalised_one_traces_no_new_step(small_tasks, monkeypatch):
+    """The penalty's Python code runs only when a step that uses it is traced: a third task, on the reused model,
+    must add no call (with a model per task it would trace the training and validation steps again)."""
+    calls = []
+    penalty_call = regularizers.QuadraticPenalty.__call__
+    monkeypatch.setattr(regularizers.QuadraticPenalty, "__call__",
+                        lambda self, weights: calls.append(1) or penalty_call(self, weights))
+    counts = {}
+    for count in (2, 3):
+        calls.clear()
+        tasks = sequence.PermutedTasks(small_tasks.arrays, small_tasks.orders[:count])
+        sequence.run_method("ewc", tasks, _settings(1.0, epochs=1), log=lambda _: None)
+        counts[count] = len(calls)
+    assert counts[2] > 0 and counts[3] == counts[2]
+
+
 def test_a_penalty_holds_the_first_task_better_than_fine_tuning(small_tasks):
     tuned = sequence.run_method("none", small_tasks, _settings(0.0, epochs=3), log=lambda _: None)
     held = sequence.run_method("ewc", small_tasks, _settings(3.0, epochs=3), log=lambda _: None)
