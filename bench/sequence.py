@@ -97,8 +97,8 @@ def main() -> None:
 
     net = nets["plain fit (fine-tuning)"]
     t = time.perf_counter()
-    fisher = importance.omega_fisher(importance.Source(net, x, y, seed=0),
-                                     methods.settings_for("ewc", seq["importance"]))
+    importance.omega_fisher(importance.Source(net, x, y, seed=0),  # timed only
+                            methods.settings_for("ewc", seq["importance"]))
     t_fisher = time.perf_counter() - t
     for j in range(seq["num_tasks"]):  # a run permutes each task's validation and test images once, then keeps them
         for split in ("val", "test"):
