@@ -35,6 +35,9 @@ class ContinualClassifier(keras.Sequential):
         **kwargs,
     ) -> None:
         super().__init__(layers, **kwargs)
+        names = getattr(penalty, "names", None)  # a QuadraticPenalty's tensors are matched to the weights by order
+        if names is not None and names != weight_names(self):
+            raise ValueError(f"the penalty's weights {names} are not the model's {weight_names(self)} in order")
         self.penalty = penalty
         if penalty is not None:
             self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
@@ -136,7 +139,10 @@ def fresh_training_state(model: keras.Model) -> list[np.ndarray]:
     back, so that the same model, its training step traced once, trains the next task as a newly compiled one."""
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    return [np.array(tf.convert_to_tensor(v).numpy()) for v in _training_variables(model)]
+    if int(model.optimizer.iterations) != 0:
+        raise ValueError(f"the optimizer has taken {int(model.optimizer.iterations)} steps: a fresh training state "
+                         "is taken before the first")
+    return [np.array(v.numpy()) for v in _training_variables(model)]
 
 
 def reset_training(model: keras.Model, state: Sequence[np.ndarray]) -> None:

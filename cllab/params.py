@@ -81,15 +81,20 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def load(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate params.yaml."""
+def read_yaml(path: str | Path, hint: str) -> Any:
+    """A YAML file's content, or a one-line error naming the file: not found (with `hint`), or not valid YAML (with
+    the line)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ParamsError(f"{path}: not found (run from the project root)") from None
+        raise ParamsError(f"{path}: not found ({hint})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise ParamsError(f"{path}: not valid YAML{line}") from None
-    return validate(raw)
+
+
+def load(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read and validate params.yaml."""
+    return validate(read_yaml(path, "run from the project root"))

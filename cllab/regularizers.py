@@ -14,45 +14,49 @@ import tensorflow as tf
 
 
 class QuadraticPenalty:
-    """λ/2·Σ Ω(θ − θ*)² over a model's trainable weights, given in the model's order."""
+    """λ/2·Σ Ω(θ − θ*)² over a model's trainable weights, anchor and importance given by weight name in the model's
+    order (`model.get_weights` gives it; the model checks it against its own, see cllab.model.ContinualClassifier)."""
 
-    def __init__(
-        self, anchor: Sequence[np.ndarray], importance: Sequence[np.ndarray], strength: float, dtype: str | None = None
-    ) -> None:
-        if len(anchor) != len(importance):
-            raise ValueError(f"{len(anchor)} anchor tensors but {len(importance)} importance tensors")
-        for i, (a, o) in enumerate(zip(anchor, importance)):
-            if a.shape != o.shape:
-                raise ValueError(f"tensor {i}: anchor shape {a.shape} != importance shape {o.shape}")
+    def __init__(self, anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray], strength: float,
+                 dtype: str | None = None) -> None:
+        self.names = list(anchor)
+        self.shapes = [tuple(np.shape(anchor[n])) for n in self.names]
         self.strength = float(strength)
         self.dtype = dtype or keras.config.floatx()  # the weights' float type
-        # Variables, not constants, so that `move_to` can re-anchor the penalty of a model whose step is traced
-        self.anchor = [tf.Variable(a, dtype=self.dtype, trainable=False) for a in anchor]
-        self.importance = [tf.Variable(o, dtype=self.dtype, trainable=False) for o in importance]
+        # Variables, not constants, so that `move_to` can re-anchor the penalty of a model whose step is traced.
+        # Not trainable: the custom gradient below is taken with respect to the weights only (tf.custom_gradient
+        # would want a `variables` argument for trainable variables it reads), and no optimizer may touch them.
+        anchors, importances = self._checked(anchor, importance)
+        self.anchor = [tf.Variable(a, trainable=False) for a in anchors]
+        self.importance = [tf.Variable(o, trainable=False) for o in importances]
         self.slope = [tf.Variable(s, trainable=False) for s in self._slopes(self.importance)]
+
+    def _checked(self, anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray]
+                 ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """The anchor's and importance's tensors in the penalty's order and float type, or an error naming the weight
+        that is missing, extra or of another shape."""
+        for what, tensors in (("anchor", anchor), ("importance", importance)):
+            if sorted(tensors) != sorted(self.names):
+                raise ValueError(f"the {what} has weights {sorted(tensors)}, the penalty {sorted(self.names)}")
+            for name, shape in zip(self.names, self.shapes):
+                if tuple(np.shape(tensors[name])) != shape:
+                    raise ValueError(f"{what} {name}: shape {tuple(np.shape(tensors[name]))}, the penalty's is {shape}")
+        return ([tf.cast(anchor[n], self.dtype) for n in self.names],
+                [tf.cast(importance[n], self.dtype) for n in self.names])
 
     def _slopes(self, importance: Sequence) -> list[tf.Tensor]:
         """λΩ formed as autodiff forms it, (Ω·λ/2)·2 (doubling is exact), so that the gradient is autodiff's bits."""
         half = tf.constant(0.5 * self.strength, dtype=self.dtype)
         return [(tf.convert_to_tensor(o, dtype=self.dtype) * half) * 2 for o in importance]
 
-    def move_to(self, anchor: Sequence[np.ndarray], importance: Sequence[np.ndarray]) -> None:
-        """Pull towards a new anchor with a new importance (same λ, same shapes): a sequence trains task after task
+    def move_to(self, anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray]) -> None:
+        """Pull towards a new anchor with a new importance (same λ, same weights): a sequence trains task after task
         with one model, whose traced training step reads these variables, instead of building one per task."""
-        shapes = [tuple(v.shape) for v in self.anchor]
-        if not len(anchor) == len(importance) == len(shapes):
-            raise ValueError(f"{len(anchor)} anchor and {len(importance)} importance tensors for a penalty of "
-                             f"{len(shapes)}")
-        for i, (a, o) in enumerate(zip(anchor, importance)):
-            if not np.shape(a) == np.shape(o) == shapes[i]:
-                raise ValueError(f"tensor {i}: anchor {np.shape(a)} and importance {np.shape(o)} must have the "
-                                 f"penalty's shape {shapes[i]}")
-        for variable, value in zip(self.anchor, anchor):
-            variable.assign(np.asarray(value, self.dtype))
-        for variable, value in zip(self.importance, importance):
-            variable.assign(np.asarray(value, self.dtype))
-        for variable, value in zip(self.slope, self._slopes(self.importance)):
-            variable.assign(value)
+        anchors, importances = self._checked(anchor, importance)
+        for variables, values in ((self.anchor, anchors), (self.importance, importances),
+                                  (self.slope, self._slopes(importances))):
+            for variable, value in zip(variables, values):
+                variable.assign(value)
 
     def __call__(self, weights: Sequence[keras.Variable]) -> tf.Tensor:
         """The penalty, with its gradient written out: u·(λΩ·(θ − θ*)) for the upstream gradient u, where autodiff
@@ -80,17 +84,7 @@ def penalty_for(
     """λ/2·Σ Ω(θ − θ_A)² anchored at named weights (model order); None (plain fine-tuning) without an importance."""
     if importance is None:
         return None
-    return QuadraticPenalty(*in_order(list(anchor), anchor, importance), strength)
-
-
-def in_order(names: Sequence[str], anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray]
-             ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The anchor's and the importance's tensors of the weights `names`, in that order (a model's)."""
-    for what, tensors in (("anchor", anchor), ("importance", importance)):
-        missing = [n for n in names if n not in tensors]
-        if missing:
-            raise ValueError(f"the {what} has no entry for {', '.join(missing)}")
-    return [anchor[n] for n in names], [importance[n] for n in names]
+    return QuadraticPenalty(anchor, importance, strength)
 
 
 def collapse(

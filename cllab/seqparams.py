@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cllab import methods as methods_lib
 from cllab import params as params_lib
 from cllab.schema import fraction, half_open_fraction, int_at_least, unique_list_of, one_of
@@ -77,15 +75,7 @@ def load(path: str | Path = "params.yaml", overrides: str | Path | None = None) 
 
 def read_overrides(path: str | Path) -> dict[str, Any]:
     """An overrides file: a mapping, as params.yaml is; one-line errors for a missing or malformed file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise params_lib.ParamsError(f"{path}: not found (an overrides file of params.yaml keys)") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise params_lib.ParamsError(
-            f"{path}: not valid YAML{f' at line {mark.line + 1}' if mark is not None else ''}") from None
+    raw = params_lib.read_yaml(path, "an overrides file of params.yaml keys")
     if not isinstance(raw, dict):
         raise params_lib.ParamsError(f"{path}: must be a mapping of params.yaml keys, got {raw!r}")
     return raw

@@ -199,7 +199,7 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
             fresh = model.fresh_training_state(net)
         else:
             if quadratic is not None:
-                penalty.move_to(*regularizers.in_order(model.weight_names(net), *quadratic))
+                penalty.move_to(*quadratic)
             model.reset_training(net, fresh)
         x, y = tasks.split(t, "train")
         curve = training.TaskAccuracyCurve(curve_tasks, measure_start=t == 0)  # later: the last R row measured it

@@ -39,10 +39,25 @@ def test_penalty_is_zero_at_the_anchor_and_fine_tuning_has_none():
 
 
 def test_importance_not_matching_the_weights_fails_clearly():
-    with pytest.raises(ValueError, match="no entry for hidden/bias"):
+    with pytest.raises(ValueError, match=r"the importance has weights \['hidden/kernel'\], the penalty "
+                                         r"\['hidden/bias', 'hidden/kernel'\]"):
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})
-    with pytest.raises(ValueError, match=r"anchor shape \(6, 4\) != importance shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"importance hidden/kernel: shape \(4,\), the penalty's is \(6, 4\)"):
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones(4), "hidden/bias": np.ones(4)})
+
+
+def test_a_penalty_in_another_order_than_the_models_weights_is_refused():
+    """A QuadraticPenalty pairs its tensors with the model's weights by position: the model checks the names."""
+    from cllab import model
+
+    config = model.ModelConfig(hidden_units=4, dropout=0.0, input_shape=(6,), num_classes=3)
+    theta = model.get_weights(model.build_model(config))
+    ones = {k: np.ones_like(v) for k, v in theta.items()}
+    assert model.build_model(config, penalty=regularizers.penalty_for(1.0, theta, ones)).penalty is not None
+    backwards = dict(reversed(list(theta.items())))
+    with pytest.raises(ValueError, match=r"the penalty's weights \['logits/bias', .* are not the model's "
+                                         r"\['hidden/kernel', .* in order"):
+        model.build_model(config, penalty=regularizers.penalty_for(1.0, backwards, ones))
 
 
 class _AutodiffPenalty(regularizers.QuadraticPenalty):
@@ -61,9 +76,9 @@ def test_written_out_gradient_is_autodiffs_bit_for_bit(strength, weight, traced)
 
     rng = np.random.default_rng(3)
     shapes = [(30, 20), (20,), (20, 10)]
-    anchor = [rng.normal(size=s) for s in shapes]
-    omega = [rng.uniform(0, 1, size=s) ** 6 for s in shapes]  # from ~1 down to tiny, as a Fisher is
-    weights = [keras.Variable(a + rng.normal(size=a.shape), dtype="float64") for a in anchor]
+    anchor = {f"w{i}": rng.normal(size=s) for i, s in enumerate(shapes)}
+    omega = {f"w{i}": rng.uniform(0, 1, size=s) ** 6 for i, s in enumerate(shapes)}  # ~1 down to tiny, as a Fisher
+    weights = [keras.Variable(a + rng.normal(size=a.shape), dtype="float64") for a in anchor.values()]
     new = regularizers.QuadraticPenalty(anchor, omega, strength, dtype="float64")
     reference = _AutodiffPenalty(anchor, omega, strength, dtype="float64")
 
@@ -84,7 +99,7 @@ def test_written_out_gradient_is_autodiffs_bit_for_bit(strength, weight, traced)
     with tf.GradientTape() as tape:  # the written-out gradient is the one used: λΩ(θ − θ*)
         alone = new(weights)
     slope = tape.gradient(alone, weights)[1].numpy()
-    np.testing.assert_allclose(slope, strength * omega[1] * (weights[1].numpy() - anchor[1]), rtol=1e-12)
+    np.testing.assert_allclose(slope, strength * omega["w1"] * (weights[1].numpy() - anchor["w1"]), rtol=1e-12)
     new.slope = [2 * c for c in new.slope]
     with tf.GradientTape() as tape:
         alone = new(weights)
@@ -98,8 +113,9 @@ def test_a_moved_penalty_is_the_new_penalty_bit_for_bit_and_a_traced_step_follow
 
     rng = np.random.default_rng(5)
     shapes = [(30, 20), (20,)]
-    quadratics = [([rng.normal(size=s) for s in shapes], [rng.uniform(0, 1, size=s) ** 6 for s in shapes])
-                  for _ in range(2)]
+    names = ["hidden/kernel", "hidden/bias"]
+    quadratics = [({n: rng.normal(size=s) for n, s in zip(names, shapes)},
+                   {n: rng.uniform(0, 1, size=s) ** 6 for n, s in zip(names, shapes)}) for _ in range(2)]
     weights = [keras.Variable(rng.normal(size=s), dtype="float64") for s in shapes]
 
     @tf.function
@@ -117,9 +133,8 @@ def test_a_moved_penalty_is_the_new_penalty_bit_for_bit_and_a_traced_step_follow
     assert float(after[0]) == float(anew[0]) != float(before[0])
     for mine, theirs in zip(after[1], anew[1]):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    with pytest.raises(ValueError, match=r"tensor 1: anchor \(3,\) and importance \(20,\) must have the penalty's "
-                                         r"shape \(20,\)"):
-        moved.move_to([quadratics[0][0][0], np.zeros(3)], quadratics[0][1])
-    with pytest.raises(ValueError, match="1 anchor and 2 importance tensors for a penalty of 2"):
-        moved.move_to(quadratics[0][0][:1], quadratics[0][1])
+    with pytest.raises(ValueError, match=r"anchor hidden/bias: shape \(3,\), the penalty's is \(20,\)"):
+        moved.move_to({**quadratics[0][0], "hidden/bias": np.zeros(3)}, quadratics[0][1])
+    with pytest.raises(ValueError, match=r"the anchor has weights \['hidden/kernel'\], the penalty "):
+        moved.move_to({"hidden/kernel": quadratics[0][0]["hidden/kernel"]}, quadratics[0][1])
     assert float(step(moved)[0]) == float(after[0])  # a refused move leaves the penalty as it was

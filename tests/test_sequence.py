@@ -69,10 +69,10 @@ def test_one_penalty_per_task_has_the_gradient_of_the_collapsed_penalty():
     rng = np.random.default_rng(1)
     weights = [tf.Variable(rng.normal(size=(6, 4))), tf.Variable(rng.normal(size=(4,)))]
     names = ["hidden/kernel", "hidden/bias"]
-    per_task = [regularizers.QuadraticPenalty([a[n] for n in names], [o[n] for n in names], 30.0, dtype="float64")
-                for a, o in zip(anchors, importances)]
+    assert all(list(a) == names for a in anchors)  # the weights' order
+    per_task = [regularizers.QuadraticPenalty(a, o, 30.0, dtype="float64") for a, o in zip(anchors, importances)]
     bar, total = regularizers.collapse(anchors, importances)
-    collapsed = regularizers.QuadraticPenalty([bar[n] for n in names], [total[n] for n in names], 30.0, dtype="float64")
+    collapsed = regularizers.QuadraticPenalty(bar, total, 30.0, dtype="float64")
     values = []
     for point in range(2):
         with tf.GradientTape(persistent=True) as tape:

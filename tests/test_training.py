@@ -193,7 +193,7 @@ def test_a_reset_model_trains_the_next_task_as_a_newly_compiled_one_bit_for_bit(
                              track_path_integral=True)
     model.set_weights(anew, after_first)
     model.compile_model(anew, optimizer, 0.05)
-    penalty.move_to(*regularizers.in_order(model.weight_names(net), after_first, omegas[1]))
+    penalty.move_to(after_first, omegas[1])
     model.reset_training(net, fresh)
     histories = [training.fit(trained, x2, y2, epochs=2, batch_size=8, validation=(x1, y1), verbose=0)
                  for trained in (net, anew)]  # the next task: the same model moved and reset, and a new one
@@ -205,6 +205,8 @@ def test_a_reset_model_trains_the_next_task_as_a_newly_compiled_one_bit_for_bit(
     with pytest.raises(ValueError, match=f"a training state of {len(fresh) - 1} variables for a model with "
                                          f"{len(fresh)}"):
         model.reset_training(net, fresh[1:])
+    with pytest.raises(ValueError, match="the optimizer has taken 10 steps: a fresh training state is taken before"):
+        model.fresh_training_state(net)  # a trained model's state is not where compile left it
 
 def test_predict_logits_are_keras_predict_bit_for_bit():
     rng = np.random.default_rng(4)
