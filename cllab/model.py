@@ -38,6 +38,9 @@ class ContinualClassifier(keras.Sequential):
         names = getattr(penalty, "names", None)  # a QuadraticPenalty's tensors are matched to the weights by order
         if names is not None and names != weight_names(self):
             raise ValueError(f"the penalty's weights {names} are not the model's {weight_names(self)} in order")
+        shapes = [tuple(w.shape) for w in self.trainable_weights]
+        if names is not None and penalty.shapes != shapes:  # a size-1 dimension would otherwise broadcast silently
+            raise ValueError(f"the penalty's shapes {penalty.shapes} are not the model's weights' {shapes}")
         self.penalty = penalty
         if penalty is not None:
             self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
@@ -142,7 +145,7 @@ def fresh_training_state(model: keras.Model) -> list[np.ndarray]:
     if int(model.optimizer.iterations) != 0:
         raise ValueError(f"the optimizer has taken {int(model.optimizer.iterations)} steps: a fresh training state "
                          "is taken before the first")
-    return [np.array(v.numpy()) for v in _training_variables(model)]
+    return [v.numpy() for v in _training_variables(model)]  # copies
 
 
 def reset_training(model: keras.Model, state: Sequence[np.ndarray]) -> None:

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 class QuadraticPenalty:
     """λ/2·Σ Ω(θ − θ*)² over a model's trainable weights, anchor and importance given by weight name in the model's
-    order (`model.get_weights` gives it; the model checks it against its own, see cllab.model.ContinualClassifier)."""
+    order (`cllab.model.get_weights` gives it; the model checks names and shapes against its own weights, see
+    cllab.model.ContinualClassifier)."""
 
     def __init__(self, anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray], strength: float,
                  dtype: str | None = None) -> None:
@@ -29,18 +30,18 @@ class QuadraticPenalty:
         anchors, importances = self._checked(anchor, importance)
         self.anchor = [tf.Variable(a, trainable=False) for a in anchors]
         self.importance = [tf.Variable(o, trainable=False) for o in importances]
-        self.slope = [tf.Variable(s, trainable=False) for s in self._slopes(self.importance)]
+        self.slope = [tf.Variable(s, trainable=False) for s in self._slopes(importances)]
 
     def _checked(self, anchor: Mapping[str, np.ndarray], importance: Mapping[str, np.ndarray]
                  ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """The anchor's and importance's tensors in the penalty's order and float type, or an error naming the weight
-        that is missing, extra or of another shape."""
+        """The anchor's and importance's tensors in the penalty's order and float type (TF's cast, the same at build
+        and at a move), or an error naming the weight that is missing, extra or of another shape."""
         for what, tensors in (("anchor", anchor), ("importance", importance)):
             if sorted(tensors) != sorted(self.names):
                 raise ValueError(f"the {what} has weights {sorted(tensors)}, the penalty {sorted(self.names)}")
             for name, shape in zip(self.names, self.shapes):
                 if tuple(np.shape(tensors[name])) != shape:
-                    raise ValueError(f"{what} {name}: shape {tuple(np.shape(tensors[name]))}, the penalty's is {shape}")
+                    raise ValueError(f"{what} {name}: shape {tuple(np.shape(tensors[name]))}, the weight's is {shape}")
         return ([tf.cast(anchor[n], self.dtype) for n in self.names],
                 [tf.cast(importance[n], self.dtype) for n in self.names])
 

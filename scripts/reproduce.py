@@ -136,8 +136,13 @@ SEQUENCE_EXPECTED = ROOT / "sequence" / "ci"
 def cmd_override(args: argparse.Namespace) -> int:
     import yaml
 
-    params = yaml.safe_load(args.params.read_text())
-    for dotted, value in yaml.safe_load(args.overrides.read_text()).items():
+    from cllab import seqparams
+
+    try:
+        params, overrides = params_lib.read_yaml(args.params, "a params.yaml"), seqparams.read_overrides(args.overrides)
+    except params_lib.ParamsError as err:
+        raise SystemExit(f"reproduce: {err}") from None
+    for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")
         for key in parents:

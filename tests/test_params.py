@@ -123,3 +123,12 @@ def test_params_yaml_is_in_the_layout_dvc_exp_run_writes_back(root, tmp_path):
     changed = [(a, b) for a, b in zip(original.splitlines(), rewritten.read_text().splitlines()) if a != b]
     assert changed == [(f"  ewc: {{lambda: {strength}}}", f"  ewc: {{lambda: {strength + 1}}}")]
     assert len(rewritten.read_text().splitlines()) == len(original.splitlines())
+
+
+def test_a_missing_or_malformed_params_file_is_one_line_naming_it(tmp_path):
+    with pytest.raises(params.ParamsError, match=r"nope.yaml: not found \(run from the project root\)$"):
+        params.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seeds: [0, 1\nmethods: [none]\n")
+    with pytest.raises(params.ParamsError, match=r"params.yaml: not valid YAML at line \d+$"):
+        params.load(bad)

@@ -42,7 +42,7 @@ def test_importance_not_matching_the_weights_fails_clearly():
     with pytest.raises(ValueError, match=r"the importance has weights \['hidden/kernel'\], the penalty "
                                          r"\['hidden/bias', 'hidden/kernel'\]"):
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones((6, 4))})
-    with pytest.raises(ValueError, match=r"importance hidden/kernel: shape \(4,\), the penalty's is \(6, 4\)"):
+    with pytest.raises(ValueError, match=r"importance hidden/kernel: shape \(4,\), the weight's is \(6, 4\)"):
         regularizers.penalty_for(1.0, _weights(0), {"hidden/kernel": np.ones(4), "hidden/bias": np.ones(4)})
 
 
@@ -58,6 +58,10 @@ def test_a_penalty_in_another_order_than_the_models_weights_is_refused():
     with pytest.raises(ValueError, match=r"the penalty's weights \['logits/bias', .* are not the model's "
                                          r"\['hidden/kernel', .* in order"):
         model.build_model(config, penalty=regularizers.penalty_for(1.0, backwards, ones))
+    narrow = {**theta, "hidden/bias": theta["hidden/bias"][:1]}  # (1,) would broadcast against (4,)
+    with pytest.raises(ValueError, match=r"the penalty's shapes \[\(6, 4\), \(1,\), \(4, 3\), \(3,\)\] are not "
+                                         r"the model's weights' \[\(6, 4\), \(4,\), \(4, 3\), \(3,\)\]"):
+        model.build_model(config, penalty=regularizers.penalty_for(1.0, narrow, {**ones, "hidden/bias": np.ones(1)}))
 
 
 class _AutodiffPenalty(regularizers.QuadraticPenalty):
@@ -133,8 +137,13 @@ def test_a_moved_penalty_is_the_new_penalty_bit_for_bit_and_a_traced_step_follow
     assert float(after[0]) == float(anew[0]) != float(before[0])
     for mine, theirs in zip(after[1], anew[1]):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
-    with pytest.raises(ValueError, match=r"anchor hidden/bias: shape \(3,\), the penalty's is \(20,\)"):
+    with pytest.raises(ValueError, match=r"anchor hidden/bias: shape \(3,\), the weight's is \(20,\)"):
         moved.move_to({**quadratics[0][0], "hidden/bias": np.zeros(3)}, quadratics[0][1])
     with pytest.raises(ValueError, match=r"the anchor has weights \['hidden/kernel'\], the penalty "):
         moved.move_to({"hidden/kernel": quadratics[0][0]["hidden/kernel"]}, quadratics[0][1])
+    with pytest.raises(ValueError, match=r"the importance has weights \['extra', 'hidden/bias', 'hidden/kernel'\]"):
+        moved.move_to(quadratics[0][0], {**quadratics[0][1], "extra": np.ones(2)})
     assert float(step(moved)[0]) == float(after[0])  # a refused move leaves the penalty as it was
+    backwards = [dict(reversed(list(q.items()))) for q in quadratics[1]]  # matched by name, not by position
+    moved.move_to(*backwards)
+    assert float(step(moved)[0]) == float(after[0])

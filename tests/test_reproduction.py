@@ -119,3 +119,21 @@ def test_float64_results_are_held_far_tighter_than_float32_ones():
     assert reproduction.tolerances("float64", 1)["mean"] == f64["per_seed"]
     with pytest.raises(ValueError, match="float16"):
         reproduction.tolerances("float16", 5)
+
+
+def test_the_override_command_stops_on_a_missing_or_malformed_file_and_leaves_params_alone(root, tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "params.yaml"
+    target.write_text((root / "params.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text("sequence.num_tasks: [3\n")
+    for overrides, message in ((tmp_path / "nope.yaml", "nope.yaml: not found (an overrides file of params.yaml keys)"),
+                               (tmp_path / "bad.yaml", "bad.yaml: not valid YAML at line 2")):
+        done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), str(overrides)],
+                              cwd=root, capture_output=True, text=True)
+        assert done.returncode == 1 and done.stderr.strip().endswith(message), done.stderr
+        assert target.read_text() == (root / "params.yaml").read_text()
+    done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), "sequence/ci.yaml"],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0 and "num_tasks: 3" in target.read_text()
