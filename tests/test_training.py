@@ -208,6 +208,7 @@ def test_a_reset_model_trains_the_next_task_as_a_newly_compiled_one_bit_for_bit(
     with pytest.raises(ValueError, match="the optimizer has taken 10 steps: a fresh training state is taken before"):
         model.fresh_training_state(net)  # a trained model's state is not where compile left it
 
+
 def test_predict_logits_are_keras_predict_bit_for_bit():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2500, 3, 3)).astype(np.float32)  # three batches of 1024, the last one partial
