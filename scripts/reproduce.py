@@ -134,23 +134,20 @@ SEQUENCE_EXPECTED = ROOT / "sequence" / "ci"
 
 
 def cmd_override(args: argparse.Namespace) -> int:
+    """Write params.yaml with an overrides file applied (nested like params.yaml, merged as seqparams.load merges a
+    named configuration), after checking the result; on a bad file or value, one line and the file untouched."""
     import yaml
 
     from cllab import seqparams
 
     try:
-        params, overrides = params_lib.read_yaml(args.params, "a params.yaml"), seqparams.read_overrides(args.overrides)
+        params = params_lib.read_yaml(args.params, "a params.yaml")
+        merged = seqparams.merge(params, seqparams.read_overrides(args.overrides), str(args.overrides),
+                                 str(args.params))
+        seqparams.validate(merged)
     except params_lib.ParamsError as err:
         raise SystemExit(f"reproduce: {err}") from None
-    for dotted, value in overrides.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        if leaf not in node:
-            raise SystemExit(f"reproduce: {args.overrides}: {dotted} is not a key of {args.params}")
-        node[leaf] = value
-    args.params.write_text(yaml.safe_dump(params, sort_keys=False))
+    args.params.write_text(yaml.safe_dump(merged, sort_keys=False))
     return 0
 
 
@@ -211,9 +208,9 @@ def main() -> int:
     c.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
     s = sub.add_parser("spread", help="largest differences between result sets (directories holding metrics/)")
     s.add_argument("dirs", nargs="+")
-    o = sub.add_parser("override", help="replace dotted keys of a params file (used on a temporary copy)")
+    o = sub.add_parser("override", help="apply an overrides file to a params file (used on a temporary copy)")
     o.add_argument("params", type=Path)
-    o.add_argument("overrides", type=Path, help="YAML mapping of dotted keys to values, e.g. sequence/ci.yaml")
+    o.add_argument("overrides", type=Path, help="YAML of params.yaml keys, nested like it, e.g. sequence/ci.yaml")
     q = sub.add_parser("compare-sequence", help="a small sequence run against the committed sequence/ci/")
     q.add_argument("--dir", type=Path, required=True, help="the run's sequence/ directory")
     q.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")

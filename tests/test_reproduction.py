@@ -121,15 +121,19 @@ def test_float64_results_are_held_far_tighter_than_float32_ones():
         reproduction.tolerances("float16", 5)
 
 
-def test_the_override_command_stops_on_a_missing_or_malformed_file_and_leaves_params_alone(root, tmp_path):
+def test_the_override_command_stops_on_a_bad_file_key_or_value_and_leaves_params_alone(root, tmp_path):
     import subprocess
     import sys
 
     target = tmp_path / "params.yaml"
     target.write_text((root / "params.yaml").read_text())
-    (tmp_path / "bad.yaml").write_text("sequence.num_tasks: [3\n")
+    (tmp_path / "bad.yaml").write_text("sequence: {num_tasks: [3}\n")
+    (tmp_path / "typo.yaml").write_text("sequence: {num_task: 3}\n")
+    (tmp_path / "zero.yaml").write_text("sequence: {num_tasks: 0}\n")
     for overrides, message in ((tmp_path / "nope.yaml", "nope.yaml: not found (an overrides file of params.yaml keys)"),
-                               (tmp_path / "bad.yaml", "bad.yaml: not valid YAML at line 2")):
+                               (tmp_path / "bad.yaml", "bad.yaml: not valid YAML at line 1"),
+                               (tmp_path / "typo.yaml", "typo.yaml: sequence.num_task is not a key of " + str(target)),
+                               (tmp_path / "zero.yaml", "sequence.num_tasks must be an integer >= 2, got 0")):
         done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), str(overrides)],
                               cwd=root, capture_output=True, text=True)
         assert done.returncode == 1 and done.stderr.strip().endswith(message), done.stderr
