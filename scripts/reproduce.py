@@ -144,9 +144,12 @@ def cmd_override(args: argparse.Namespace) -> int:
         params = params_lib.read_yaml(args.params, "a params.yaml")
         merged = seqparams.merge(params, seqparams.read_overrides(args.overrides), str(args.overrides),
                                  str(args.params))
-        seqparams.validate(merged)
     except params_lib.ParamsError as err:
         raise SystemExit(f"reproduce: {err}") from None
+    try:
+        seqparams.validate(merged)
+    except params_lib.ParamsError as err:  # as seqparams.load says it
+        raise SystemExit(f"reproduce: {err} (with the overrides of {args.overrides})") from None
     args.params.write_text(yaml.safe_dump(merged, sort_keys=False))
     return 0
 

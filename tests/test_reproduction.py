@@ -133,7 +133,8 @@ def test_the_override_command_stops_on_a_bad_file_key_or_value_and_leaves_params
     for overrides, message in ((tmp_path / "nope.yaml", "nope.yaml: not found (an overrides file of params.yaml keys)"),
                                (tmp_path / "bad.yaml", "bad.yaml: not valid YAML at line 1"),
                                (tmp_path / "typo.yaml", "typo.yaml: sequence.num_task is not a key of " + str(target)),
-                               (tmp_path / "zero.yaml", "sequence.num_tasks must be an integer >= 2, got 0")):
+                               (tmp_path / "zero.yaml", "sequence.num_tasks must be an integer >= 2, got 0 (with the "
+                                                        f"overrides of {tmp_path / 'zero.yaml'})")):
         done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), str(overrides)],
                               cwd=root, capture_output=True, text=True)
         assert done.returncode == 1 and done.stderr.strip().endswith(message), done.stderr
