@@ -3,7 +3,7 @@
   python scripts/reproduce.py provenance [--out provenance.json]  # this machine's facts (what decides the bytes)
   python scripts/reproduce.py compare [--rev HEAD] [--with-sweep]  # results here vs committed, byte or tolerance
   python scripts/reproduce.py spread DIR DIR [DIR ...]             # largest differences between result sets
-  python scripts/reproduce.py override PARAMS OVERRIDES              # set dotted keys of a params file (a copy's)
+  python scripts/reproduce.py override PARAMS OVERRIDES              # apply nested overrides to a params file (a copy)
   python scripts/reproduce.py compare-sequence --dir DIR [--here P]  # a small sequence run vs sequence/ci/
 
 `compare` is byte for byte where this machine matches the committed provenance.json, and within
