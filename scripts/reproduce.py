@@ -134,22 +134,16 @@ SEQUENCE_EXPECTED = ROOT / "sequence" / "ci"
 
 
 def cmd_override(args: argparse.Namespace) -> int:
-    """Write params.yaml with an overrides file applied (nested like params.yaml, merged as seqparams.load merges a
-    named configuration), after checking the result; on a bad file or value, one line and the file untouched."""
+    """Write params.yaml with an overrides file applied (nested like params.yaml, merged and checked as
+    seqparams.load does for a named configuration); on a bad file or value, one line and the file untouched."""
     import yaml
 
     from cllab import seqparams
 
     try:
-        params = params_lib.read_yaml(args.params, "a params.yaml")
-        merged = seqparams.merge(params, seqparams.read_overrides(args.overrides), str(args.overrides),
-                                 str(args.params))
+        merged = seqparams.load(args.params, overrides=args.overrides)
     except params_lib.ParamsError as err:
         raise SystemExit(f"reproduce: {err}") from None
-    try:
-        seqparams.validate(merged)
-    except params_lib.ParamsError as err:  # as seqparams.load says it
-        raise SystemExit(f"reproduce: {err} (with the overrides of {args.overrides})") from None
     args.params.write_text(yaml.safe_dump(merged, sort_keys=False))
     return 0
 

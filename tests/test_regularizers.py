@@ -144,6 +144,9 @@ def test_a_moved_penalty_is_the_new_penalty_bit_for_bit_and_a_traced_step_follow
     with pytest.raises(ValueError, match=r"the importance has weights \['extra', 'hidden/bias', 'hidden/kernel'\]"):
         moved.move_to(quadratics[0][0], {**quadratics[0][1], "extra": np.ones(2)})
     assert float(step(moved)[0]) == float(after[0])  # a refused move leaves the penalty as it was
-    backwards = [dict(reversed(list(q.items()))) for q in quadratics[1]]  # matched by name, not by position
+    backwards = [dict(reversed(list(q.items()))) for q in quadratics[0]]  # matched by name, not by position
     moved.move_to(*backwards)
-    assert float(step(moved)[0]) == float(after[0])
+    back = step(moved)
+    assert float(back[0]) == float(before[0])
+    for mine, theirs in zip(back[1], before[1]):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())

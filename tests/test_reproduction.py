@@ -141,4 +141,30 @@ def test_the_override_command_stops_on_a_bad_file_key_or_value_and_leaves_params
         assert target.read_text() == (root / "params.yaml").read_text()
     done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), "sequence/ci.yaml"],
                           cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0 and "num_tasks: 3" in target.read_text()
+    assert done.returncode == 0, done.stderr
+
+
+def test_ci_s_small_configuration_gives_the_params_its_committed_results_were_made_with(root, tmp_path):
+    """params.yaml with sequence/ci.yaml applied holds, at every key a stage of sequence/ci/dvc.lock lists, the value
+    recorded there: a change to either file that would move CI's expected results shows here first."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    target = tmp_path / "params.yaml"
+    target.write_text((root / "params.yaml").read_text())
+    done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), "sequence/ci.yaml"],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = yaml.safe_load(target.read_text())
+    recorded = yaml.safe_load((root / "sequence" / "ci" / "dvc.lock").read_text())["stages"]
+    checked = 0
+    for stage, entry in recorded.items():
+        for dotted, value in entry.get("params", {}).get("params.yaml", {}).items():
+            node = written
+            for key in dotted.split("."):
+                node = node[key]
+            assert node == value, f"{stage}: {dotted} is {node!r} here, {value!r} in sequence/ci/dvc.lock"
+            checked += 1
+    assert checked > 100 and written["sequence"]["method"]["si"] == {"lambda": 3}  # CI's own λ, not params.yaml's
