@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from cllab import provenance, reproduction
 
@@ -121,12 +125,16 @@ def test_float64_results_are_held_far_tighter_than_float32_ones():
         reproduction.tolerances("float16", 5)
 
 
-def test_the_override_command_stops_on_a_bad_file_key_or_value_and_leaves_params_alone(root, tmp_path):
-    import subprocess
-    import sys
+def _override(root: Path, target: Path, overrides: Path | str) -> subprocess.CompletedProcess:
+    """`scripts/reproduce.py override` on a copy of params.yaml at `target` (the copy made here)."""
+    if not target.exists():
+        target.write_text((root / "params.yaml").read_text())
+    return subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), str(overrides)],
+                          cwd=root, capture_output=True, text=True)
 
+
+def test_the_override_command_stops_on_a_bad_file_key_or_value_and_leaves_params_alone(root, tmp_path):
     target = tmp_path / "params.yaml"
-    target.write_text((root / "params.yaml").read_text())
     (tmp_path / "bad.yaml").write_text("sequence: {num_tasks: [3}\n")
     (tmp_path / "typo.yaml").write_text("sequence: {num_task: 3}\n")
     (tmp_path / "zero.yaml").write_text("sequence: {num_tasks: 0}\n")
@@ -135,27 +143,18 @@ def test_the_override_command_stops_on_a_bad_file_key_or_value_and_leaves_params
                                (tmp_path / "typo.yaml", "typo.yaml: sequence.num_task is not a key of " + str(target)),
                                (tmp_path / "zero.yaml", "sequence.num_tasks must be an integer >= 2, got 0 (with the "
                                                         f"overrides of {tmp_path / 'zero.yaml'})")):
-        done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), str(overrides)],
-                              cwd=root, capture_output=True, text=True)
+        done = _override(root, target, overrides)
         assert done.returncode == 1 and done.stderr.strip().endswith(message), done.stderr
         assert target.read_text() == (root / "params.yaml").read_text()
-    done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), "sequence/ci.yaml"],
-                          cwd=root, capture_output=True, text=True)
+    done = _override(root, target, "sequence/ci.yaml")
     assert done.returncode == 0, done.stderr
 
 
 def test_ci_s_small_configuration_gives_the_params_its_committed_results_were_made_with(root, tmp_path):
     """params.yaml with sequence/ci.yaml applied holds, at every key a stage of sequence/ci/dvc.lock lists, the value
     recorded there: a change to either file that would move CI's expected results shows here first."""
-    import subprocess
-    import sys
-
-    import yaml
-
     target = tmp_path / "params.yaml"
-    target.write_text((root / "params.yaml").read_text())
-    done = subprocess.run([sys.executable, "scripts/reproduce.py", "override", str(target), "sequence/ci.yaml"],
-                          cwd=root, capture_output=True, text=True)
+    done = _override(root, target, "sequence/ci.yaml")
     assert done.returncode == 0, done.stderr
     written = yaml.safe_load(target.read_text())
     recorded = yaml.safe_load((root / "sequence" / "ci" / "dvc.lock").read_text())["stages"]
