@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Protocol, Sequence
 
 import keras
 import numpy as np
@@ -15,7 +15,14 @@ from cllab.checkpoint import (  # noqa: F401  (the file format, re-exported: mod
     load_extras, load_importance, read_config,
 )
 
-Penalty = Callable[[Sequence[keras.Variable]], tf.Tensor]
+class Penalty(Protocol):
+    """What a ContinualClassifier adds to its loss: a scalar function of its trainable weights, which names the
+    weights it expects, in model order, and their shapes (cllab.regularizers.QuadraticPenalty is one)."""
+
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+
+    def __call__(self, weights: Sequence[keras.Variable]) -> tf.Tensor: ...
 
 
 class ContinualClassifier(keras.Sequential):
@@ -35,12 +42,12 @@ class ContinualClassifier(keras.Sequential):
         **kwargs,
     ) -> None:
         super().__init__(layers, **kwargs)
-        names = getattr(penalty, "names", None)  # a QuadraticPenalty's tensors are matched to the weights by order
-        if names is not None and names != weight_names(self):
-            raise ValueError(f"the penalty's weights {names} are not the model's {weight_names(self)} in order")
-        shapes = [tuple(w.shape) for w in self.trainable_weights]
-        if names is not None and penalty.shapes != shapes:  # a size-1 dimension would otherwise broadcast silently
-            raise ValueError(f"the penalty's shapes {penalty.shapes} are not the model's weights' {shapes}")
+        if penalty is not None:  # the penalty's tensors meet the weights by position (see `compute_loss`)
+            names, shapes = weight_names(self), [tuple(w.shape) for w in self.trainable_weights]
+            if penalty.names != names:
+                raise ValueError(f"the penalty's weights {penalty.names} are not the model's {names} in order")
+            if penalty.shapes != shapes:  # a size-1 dimension would otherwise broadcast silently
+                raise ValueError(f"the penalty's shapes {penalty.shapes} are not the model's weights' {shapes}")
         self.penalty = penalty
         if penalty is not None:
             self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
@@ -82,7 +89,6 @@ class ContinualClassifier(keras.Sequential):
         self.cross_entropy_tracker.update_state(loss, sample_weight=examples)
         self.penalty_tracker.update_state(penalty, sample_weight=examples)
         return loss + penalty
-
 
 
 def build_model(
