@@ -41,6 +41,14 @@ def test_exact_fisher_of_the_output_bias_is_p_times_one_minus_p(tiny):
     np.testing.assert_allclose(fisher["logits/bias"], np.mean(probs * (1 - probs), axis=0), rtol=1e-5)
 
 
+def test_empirical_fisher_of_the_output_bias_is_the_mean_squared_residual(tiny):
+    """∂ log p(y|x)/∂b_k = onehot(y)_k − p_k: the empirical Fisher of the output bias is mean((p − onehot(y))²)."""
+    net, x, y = tiny
+    probs = importance.class_probabilities(net, x)
+    fisher = importance.fisher_diagonal(net, x, "empirical", labels=y)
+    np.testing.assert_allclose(fisher["logits/bias"], np.mean((probs - np.eye(5)[y]) ** 2, axis=0), rtol=1e-5)
+
+
 def test_fisher_is_not_the_square_of_the_batch_gradient(tiny):
     import tensorflow as tf
 
@@ -53,12 +61,12 @@ def test_fisher_is_not_the_square_of_the_batch_gradient(tiny):
     assert not np.allclose(fisher["hidden/kernel"], wrong, rtol=0.05)
 
 
-def test_sampled_labels_follow_the_model_and_are_seeded(tiny):
-    net, x, _ = tiny
+def test_sampled_labels_follow_the_probabilities_and_the_seed():
     probs = np.tile([[0.1, 0.0, 0.6, 0.3, 0.0]], (20000, 1))
     w = importance.label_weights(probs, "sampled", seed=1)
     np.testing.assert_allclose(w.mean(axis=0), probs[0], atol=0.015)
     np.testing.assert_array_equal(w, importance.label_weights(probs, "sampled", seed=1))
+    assert not np.array_equal(w, importance.label_weights(probs, "sampled", seed=2))
     with pytest.raises(ValueError, match="unknown Fisher kind 'fancy'"):
         importance.label_weights(probs, "fancy")
 

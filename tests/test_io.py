@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
 import numpy as np
 import pytest
 
 from cllab import io
 
 
-def test_npz_bytes_depend_only_on_the_arrays(tmp_path):
+def test_npz_bytes_depend_only_on_the_arrays(tmp_path, monkeypatch):
     arrays = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.array("text")}
     io.save_npz(tmp_path / "one.npz", arrays)
+    monkeypatch.setattr(time, "time", lambda: 2e9)  # a later clock (zip stores the time in 2-second steps)
+    monkeypatch.setattr(time, "localtime", lambda *_: time.struct_time((2033, 5, 18, 3, 33, 20, 2, 138, 0)))
     io.save_npz(tmp_path / "two.npz", dict(arrays))
     assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    with zipfile.ZipFile(tmp_path / "one.npz") as zf:
+        assert [(i.filename, i.date_time) for i in zf.infolist()] == [("b.npy", (1980, 1, 1, 0, 0, 0)),
+                                                                      ("a.npy", (1980, 1, 1, 0, 0, 0))]
     loaded = io.load_npz(tmp_path / "one.npz")
     assert list(loaded) == ["b", "a"] and str(loaded["a"]) == "text"
     np.testing.assert_array_equal(loaded["b"], arrays["b"])
@@ -34,13 +45,44 @@ def test_truncated_npz_is_reported_with_its_path(tmp_path):
         io.load_npz(tmp_path / "w.npz")
 
 
-def test_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
+def test_non_finite_numbers_are_refused_before_anything_is_written(tmp_path):
     target = tmp_path / "m.json"
     io.save_json(target, {"a": 1})
     with pytest.raises(ValueError, match="non-finite"):
         io.save_json(target, {"a": float("nan")})
     assert target.read_text() == '{\n  "a": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+@pytest.mark.parametrize("save,value", [(io.save_json, {"a": 2}), (io.save_npz, {"a": np.ones(3)}),
+                                        (io.write_bytes, b"new")])
+def test_a_write_that_fails_at_the_rename_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch, save, value):
+    target = tmp_path / "m.out"
+    target.write_bytes(b"old")
+
+    def full_disk(*_):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(io.os, "replace", full_disk)
+    with pytest.raises(OSError, match="no space left"):
+        save(target, value)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.out"]
+
+
+def test_a_writer_killed_midway_leaves_the_old_file_and_at_most_a_hidden_temp_file(tmp_path):
+    target = tmp_path / "m.json"
+    target.write_text("old")
+    code = ("import os, signal, sys\n"
+            "from cllab import io\n"
+            "with io.atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_text('{\"a\": ')\n"  # half of a JSON file
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert target.read_text() == "old"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left[1:] == ["m.json"] and left[0].startswith(".tmp-m.json-")
 
 
 def test_json_has_sorted_keys_and_rounded_floats():

@@ -93,7 +93,7 @@ def test_fixed_settings_override_params(good):
 def test_methods_sharing_settings_must_agree_on_them(monkeypatch):
     odd = dataclasses.replace(methods.BY_NAME["ewc_sampled"], settings_schema={"kind": num_positive()})
     monkeypatch.setattr(methods, "REGISTRY", (*methods.REGISTRY, dataclasses.replace(odd, name="odd")))
-    with pytest.raises(ValueError, match="importance.fisher"):
+    with pytest.raises(ValueError, match="methods sharing importance.fisher declare different settings"):
         methods.settings_schema()
 
 

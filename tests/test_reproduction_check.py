@@ -107,3 +107,28 @@ def test_a_regression_in_the_code_fails_the_check_with_a_table_of_what_moved(rec
         table = done.stderr.splitlines()
         header = next(i for i, line in enumerate(table) if line.split()[:3] == ["metric", "committed", "here"])
         assert any(line.startswith(moved) for line in table[header + 1:]), done.stderr
+
+
+@pytest.mark.parametrize("shift,reproduced", [(0.0005, True), (0.002, False)])
+def test_on_another_cpu_numbers_that_moved_within_the_tolerance_pass_and_beyond_it_fail(
+        recorded: Path, tmp_path: Path, shift: float, reproduced: bool):
+    """What another CPU's float32 kernels would do to the bytes, made by hand: one mean moves by less, or more, than
+    the float64 tolerance (0.001). Only the tolerance decides there; on the recording machine any move fails."""
+    import json
+
+    from cllab import io
+
+    moved = copy_of(recorded, tmp_path / "moved")
+    path = moved / "metrics" / "test.json"
+    results = json.loads(path.read_text())
+    results["methods"]["ewc"]["acc_a_after_b"]["mean"] += shift
+    path.write_text(io.json_text(results))
+    done = sh(moved, sys.executable, "scripts/reproduce.py", "compare", extra=OTHER_CPU)
+    if reproduced:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "REPRODUCED within tolerance" in done.stdout and "(the bytes differ)" in done.stdout
+    else:
+        assert done.returncode == 1 and "NOT REPRODUCED: 1 of " in done.stderr, done.stdout + done.stderr
+        assert "test.methods.ewc.acc_a_after_b.mean" in done.stderr
+    same = sh(moved, sys.executable, "scripts/reproduce.py", "compare")
+    assert same.returncode == 1 and "results must be byte-identical" in same.stdout

@@ -92,8 +92,10 @@ def test_adding_a_method_runs_only_it_and_the_report(project: Path):
 def test_a_bad_value_stops_before_any_training(project: Path):
     set_param(project, "sequence.method.ewc_online.gamma", 2)
     result = dvc(project, "repro", "sequence/dvc.yaml", check=False)
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "sequence.method.ewc_online.gamma must be a number in [0, 1], got 2" in result.stdout + result.stderr
+    assert "sequence.method.ewc_online.gamma must be a number in [0, 1], got 2" in output
+    assert len(ran_stages(output)) == 1 and "task 1/" not in output  # the first stage stopped, before training
     set_param(project, "sequence.method.ewc_online.gamma", 1.0)
 
 

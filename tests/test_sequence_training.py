@@ -225,9 +225,19 @@ def test_a_penalty_holds_the_first_task_better_than_fine_tuning(small_tasks):
     assert held["R"]["test"][2][0] > tuned["R"]["test"][2][0]
 
 
-def test_replay_and_joint_runs(small_tasks):
+def test_replay_and_joint_runs(small_tasks, monkeypatch):
+    memories = []
+
+    class Spy(sequence.ReplayBatches):
+        def __init__(self, x, y, memory, batch_size, seed):
+            memories.append((len(x), len(memory[0]), batch_size, seed))
+            super().__init__(x, y, memory, batch_size, seed)
+
+    monkeypatch.setattr(sequence, "ReplayBatches", Spy)
     replay = sequence.run_method("replay", small_tasks, _settings(0.0, {"per_task": 20}), log=lambda _: None)
     assert np.array(replay["R"]["test"]).shape == (3, 3) and replay["max_importance"] == [0.0, 0.0, 0.0]
+    # task 1 alone; tasks 2 and 3 mixed with 20 stored examples of each past task, a seed of their own
+    assert memories == [(240, 20, 32, 1), (240, 40, 32, 2)]
     joint = sequence.run_joint(small_tasks, _settings(0.0, epochs=3), log=lambda _: None)
     assert len(joint["test"]) == 3 and min(joint["test"]) > 0.6
 
@@ -302,13 +312,29 @@ def test_a_method_not_run_needs_no_settings_and_the_two_task_check_ignores_the_s
     params.validate(config)  # the two-task stages do not read it
 
 
-def test_collapsed_penalty_of_a_run_is_the_sum_as_a_keras_penalty(small_tasks):
-    """The penalty a `sum` run trains with is one QuadraticPenalty whatever the number of tasks."""
-    carry = sequence.Carry("sum")
-    for t in range(5):
-        carry.add(_weights(t), _omega(t))
-    penalty = regularizers.penalty_for(2.0, *carry.quadratic())
-    assert len(penalty.anchor) == 2  # one tensor per weight, not per task
+def test_the_penalty_a_run_builds_from_its_carry_has_the_gradient_of_the_sum_over_tasks():
+    """What run_method trains with, penalty_for(λ, *carry.quadratic()), after 5 tasks: one tensor per weight, and the
+    gradient of Σ_t λ/2·Ω_t(θ − θ_t)²; the `latest` carry's is another (only the last task's term)."""
+    import tensorflow as tf
+
+    keras.config.set_floatx("float64")  # restored by conftest's fixture
+    gradients = {}
+    theta = _weights(9)
+    for kind in ("sum", "latest"):
+        carry = sequence.Carry(kind)
+        for t in range(5):
+            carry.add(_weights(t), _omega(t))
+        penalty = regularizers.penalty_for(2.0, *carry.quadratic())
+        assert len(penalty.anchor) == 2 and penalty.names == list(theta)
+        weights = [tf.Variable(theta[k]) for k in penalty.names]
+        with tf.GradientTape() as tape:
+            value = penalty(weights)
+        gradients[kind] = dict(zip(penalty.names, (g.numpy() for g in tape.gradient(value, weights))))
+    for k in theta:
+        naive = sum(2.0 * _omega(t)[k] * (theta[k] - _weights(t)[k]) for t in range(5))
+        np.testing.assert_allclose(gradients["sum"][k], naive, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(gradients["latest"][k], 2.0 * _omega(4)[k] * (theta[k] - _weights(4)[k]),
+                                   rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -163,6 +163,7 @@ def test_steps_per_execution_changes_speed_not_numbers(optimizer):
         keras.utils.set_random_seed(5)
         net = model.build_model(config, track_path_integral=True)
         model.compile_model(net, optimizer, 0.05, steps_per_execution=steps)
+        assert net.steps_per_execution == steps
         training.fit(net, x, y, epochs=2, batch_size=4, verbose=0)
         results[steps] = {**model.get_weights(net), **{f"omega/{k}": v for k, v in net.path_integral_values().items()}}
     assert model.STEPS_PER_EXECUTION > 1
