@@ -3,7 +3,8 @@
 Adding a penalty method means one `Method` entry here, its Ω function in cllab.importance (signature
 `(source, settings) -> {weight name: Ω}`) and its keys in params.yaml (`train_b.<name>.lambda`, its settings under
 `importance.<settings>` if it has its own, and its name in `methods` to run it; for the task sequence,
-`sequence.lambdas.<name>` and its name in `sequence.methods`). Params validation, the importance stages, train_b,
+`sequence.method.<name>`, its settings under `sequence.importance.<settings>` and its name in `sequence.methods`;
+`experiments=("two_task",)` keeps it out of the sequence). Params validation, the importance stages, train_b,
 the sequence runs, evaluate, the plots, the reports and the tests read this table; no dvc.yaml names a method.
 
 Two experiments read it: the two-task study (dvc.yaml) and the permuted-MNIST sequence (sequence/dvc.yaml). A
@@ -49,7 +50,7 @@ class Method:
     (ewc_sampled always uses the sampled Fisher); stage: the DVC stage that writes its anchor file (θ_A with Ω);
     lambda_spec: what its λ may be; lambda_grid: the λ values scripts/select_lambda.py tries on validation data.
     experiments: the experiments it runs in (EXPERIMENTS); carry: how a sequence combines the Ω's of past tasks
-    (CARRIES); options: the method's own keys beside `lambda` in params.yaml's `sequence.lambdas.<name>` (γ of online
+    (CARRIES); options: the method's own keys beside `lambda` in params.yaml's `sequence.method.<name>` (γ of online
     carrying, replay's buffer size); replay: whether each batch mixes in stored examples of past tasks.
     """
 
