@@ -15,6 +15,7 @@ from cllab.checkpoint import (  # noqa: F401  (the file format, re-exported: mod
     load_extras, load_importance, read_config,
 )
 
+
 class Penalty(Protocol):
     """What a ContinualClassifier adds to its loss: a scalar function of its trainable weights, which names the
     weights it expects, in model order, and their shapes (cllab.regularizers.QuadraticPenalty is one)."""

@@ -10,7 +10,8 @@
 #   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~10 min more)
 #   bash scripts/check_reproduction.sh --force         # rerun every stage even if DVC thinks it is up to date
 #   bash scripts/check_reproduction.sh --record        # make new results here: write provenance.json, dvc repro;
-#                                                      # then commit dvc.lock, metrics/, plots/, report.md, provenance.json
+#                                                      # then commit dvc.lock, metrics/, plots/, dvclive/, report.md,
+#                                                      # provenance.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DVC_NO_ANALYTICS=1
@@ -46,7 +47,7 @@ if [ "$with_sweep" = 1 ]; then
   echo "dvc repro sweep/dvc.yaml took $(( $(date +%s) - start )) s"
 fi
 if [ "$record" = 1 ]; then
-  echo "recorded: commit ${checked[*]}, plots/ and report.md"
+  echo "recorded: commit ${checked[*]}, plots/, dvclive/ and report.md"
   exit 0
 fi
 
