@@ -91,12 +91,9 @@ def test_json_has_sorted_keys_and_rounded_floats():
     )
 
 
-def test_filtered_stderr_drops_tensorflows_import_noise_and_keeps_real_messages(tmp_path):
+def test_filtered_stderr_drops_tensorflows_import_noise_and_keeps_real_messages(root):
     """What C++ libraries write to file descriptor 2 is filtered line by line: the known start-up lines go, a real
     warning passes (checked in a child process, whose fd 2 is a pipe)."""
-    import subprocess
-    import sys
-
     code = (
         "import os\n"
         "from cllab import cli\n"
@@ -106,16 +103,12 @@ def test_filtered_stderr_drops_tensorflows_import_noise_and_keeps_real_messages(
         "    os.write(2, b'W0000 00:00:1795696299.687623   28829 util.cc:163] a warning that matters\\n')\n"
         "print('done')\n"
     )
-    root = __import__("pathlib").Path(__file__).resolve().parents[1]
     run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout == "done\n"
     assert run.stderr.splitlines() == ["W0000 00:00:1795696299.687623   28829 util.cc:163] a warning that matters"]
 
 
 def test_importing_tensorflow_through_the_stage_start_prints_nothing(root):
-    import subprocess
-    import sys
-
     code = "from cllab import cli, params\ncli.start(params.load(), 0)\nimport tensorflow as tf\nprint(int(tf.constant(2) + 1))\n"
     run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout == "3\n"

@@ -4,6 +4,7 @@ fails the check with a table of the metrics that moved, also where only the tole
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from test_pipeline import copy_project, dvc, run, set_param
+
+from cllab import io
 
 pytestmark = pytest.mark.slow
 
@@ -112,12 +115,8 @@ def test_a_regression_in_the_code_fails_the_check_with_a_table_of_what_moved(rec
 @pytest.mark.parametrize("shift,reproduced", [(0.0005, True), (0.002, False)])
 def test_on_another_cpu_numbers_that_moved_within_the_tolerance_pass_and_beyond_it_fail(
         recorded: Path, tmp_path: Path, shift: float, reproduced: bool):
-    """What another CPU's float32 kernels would do to the bytes, made by hand: one mean moves by less, or more, than
-    the float64 tolerance (0.001). Only the tolerance decides there; on the recording machine any move fails."""
-    import json
-
-    from cllab import io
-
+    """What another CPU's kernels could do to a result, made by hand: one mean moves by less, or more, than the
+    float64 tolerance (0.001). Only the tolerance decides there; on the recording machine any move fails."""
     moved = copy_of(recorded, tmp_path / "moved")
     path = moved / "metrics" / "test.json"
     results = json.loads(path.read_text())
