@@ -43,14 +43,13 @@ class ContinualClassifier(keras.Sequential):
         **kwargs,
     ) -> None:
         super().__init__(layers, **kwargs)
+        self.penalty = penalty
         if penalty is not None:  # the penalty's tensors meet the weights by position (see `compute_loss`)
             names, shapes = weight_names(self), [tuple(w.shape) for w in self.trainable_weights]
             if penalty.names != names:
                 raise ValueError(f"the penalty's weights {penalty.names} are not the model's {names} in order")
             if penalty.shapes != shapes:  # a size-1 dimension would otherwise broadcast silently
                 raise ValueError(f"the penalty's shapes {penalty.shapes} are not the model's weights' {shapes}")
-        self.penalty = penalty
-        if penalty is not None:
             self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
             self.penalty_tracker = keras.metrics.Mean(name="penalty")
         # SI's ω = Σ_steps −g·Δθ, accumulated by train_step when asked for (training task A)

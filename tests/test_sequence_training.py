@@ -9,6 +9,7 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cllab import data, methods, model, params, regularizers, seqparams, sequence
 
@@ -317,8 +318,6 @@ def test_a_method_not_run_needs_no_settings_and_the_two_task_check_ignores_the_s
 def test_the_penalty_a_run_builds_from_its_carry_has_the_gradient_of_the_sum_over_tasks():
     """What run_method trains with, penalty_for(λ, *carry.quadratic()), after 5 tasks: one tensor per weight, and the
     gradient of Σ_t λ/2·Ω_t(θ − θ_t)²; the `latest` carry's is another (only the last task's term)."""
-    import tensorflow as tf
-
     keras.config.set_floatx("float64")  # restored by conftest's fixture
     gradients = {}
     theta = _weights(9)
