@@ -52,7 +52,8 @@ class ContinualClassifier(keras.Sequential):
                 raise ValueError(f"the penalty's shapes {penalty.shapes} are not the model's weights' {shapes}")
             self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
             self.penalty_tracker = keras.metrics.Mean(name="penalty")
-        # SI's ω = Σ_steps −g·Δθ, accumulated by train_step when asked for (training task A)
+        # SI's ω = Σ_steps −g·Δθ, accumulated by train_step when asked for: g is the gradient of the task's loss
+        # alone, as in Zenke et al.'s reference code, not of the penalty the step also follows (from task 2 on)
         self.path_integral = (
             [keras.Variable(np.zeros(w.shape, w.dtype), trainable=False, name=f"omega_{i}")
              for i, w in enumerate(self.trainable_weights)]
@@ -62,17 +63,24 @@ class ContinualClassifier(keras.Sequential):
     def train_step(self, data):
         if self.path_integral is None:
             return super().train_step(data)
-        # Keras' own TF train_step, plus the path integral of the very gradient and step applied.
+        # Keras' own TF train_step, plus the path integral of the step applied, weighted by the cross-entropy's
+        # gradient. With a penalty, its gradient is taken apart and added: the sum autodiff forms for the
+        # objective (one rounding either way), so the step is the same bits as without taking it apart.
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=self.penalty is not None) as tape:
             y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            cross_entropy, penalty = self._loss_terms(x, y, y_pred, sample_weight, training=True)
+            loss = cross_entropy if penalty is None else cross_entropy + penalty
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(x)[0])
         weights = self.trainable_weights
-        gradients = tape.gradient(loss, weights)
+        task_gradients = tape.gradient(cross_entropy, weights)
+        gradients = task_gradients
+        if penalty is not None:
+            gradients = [g + p for g, p in zip(task_gradients, tape.gradient(penalty, weights))]
+        del tape
         before = [tf.convert_to_tensor(w) for w in weights]
         self.optimizer.apply_gradients(zip(gradients, weights))
-        for omega, g, w, b in zip(self.path_integral, gradients, weights, before):
+        for omega, g, w, b in zip(self.path_integral, task_gradients, weights, before):
             omega.assign_add(-g * (w - b))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
@@ -81,15 +89,20 @@ class ContinualClassifier(keras.Sequential):
         return dict(zip(weight_names(self), (np.asarray(v) for v in self.path_integral)))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        cross_entropy, penalty = self._loss_terms(x, y, y_pred, sample_weight, training)
+        return cross_entropy if penalty is None else cross_entropy + penalty
+
+    def _loss_terms(self, x, y, y_pred, sample_weight, training) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """Keras' loss (the cross-entropy) and the penalty at the current weights (None without one), each recorded
+        by its tracker."""
         loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
         if self.penalty is None:
-            return loss
+            return loss, None
         penalty = self.penalty(self.trainable_weights)
         examples = tf.shape(y_pred)[0]  # weighted like Keras' own loss tracker, so loss = cross_entropy + penalty
         self.cross_entropy_tracker.update_state(loss, sample_weight=examples)
         self.penalty_tracker.update_state(penalty, sample_weight=examples)
-        return loss + penalty
-
+        return loss, penalty
 
 def build_model(
     config: ModelConfig, penalty: Penalty | None = None, track_path_integral: bool = False

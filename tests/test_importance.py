@@ -120,3 +120,48 @@ def test_si_path_integral_of_full_batch_sgd_is_lr_times_summed_squared_gradients
     si = importance.si_importance(got, start, model.get_weights(tracked), xi=0.1)
     want = np.maximum(omega["hidden/kernel"], 0) / ((theta["hidden/kernel"] - start["hidden/kernel"]) ** 2 + 0.1)
     np.testing.assert_allclose(si["hidden/kernel"], want, rtol=1e-3)
+
+
+def test_si_path_integral_under_a_penalty_weights_each_step_by_the_task_loss_gradient_alone():
+    """From task 2 on, SI trains under its own penalty: ω = Σ −g·Δθ takes g of the cross-entropy only (Zenke et al.'s
+    reference code), while the step follows cross-entropy + penalty, bit for bit the step of an untracked model."""
+    import tensorflow as tf
+
+    from cllab import regularizers, training
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(32, 4, 3)).astype(np.float32), rng.integers(0, 5, size=32)
+    config = model.ModelConfig(hidden_units=5, dropout=0.0, input_shape=(4, 3))
+    keras.utils.set_random_seed(0)
+    start = model.get_weights(model.build_model(config))
+    anchor = {k: v + rng.normal(scale=0.5, size=v.shape).astype(v.dtype) for k, v in start.items()}
+    omega_old = {k: rng.uniform(0.5, 1.5, size=v.shape) for k, v in start.items()}
+    lr, strength = 0.1, 2.0
+    nets = []
+    for track in (True, False):
+        net = model.build_model(config, penalty=regularizers.penalty_for(strength, anchor, omega_old),
+                                track_path_integral=track)
+        model.set_weights(net, start)
+        model.compile_model(net, "sgd", lr)
+        training.fit(net, x, y, epochs=3, batch_size=32, verbose=0)
+        nets.append(net)
+    tracked, plain = nets
+    # by hand: three full-batch steps on cross-entropy + penalty, ω += −g_CE·Δθ = lr·g_CE·(g_CE + g_penalty)
+    reference = model.build_model(config)
+    theta, omega = dict(start), {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
+    full = {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}  # what ω would be with g of both
+    for _ in range(3):
+        model.set_weights(reference, theta)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, reference(x, training=True))
+        grads = dict(zip(model.weight_names(reference), (g.numpy() for g in tape.gradient(loss, reference.trainable_weights))))
+        steps = {k: grads[k] + strength * omega_old[k] * (theta[k] - anchor[k]) for k in theta}
+        omega = {k: omega[k] + lr * grads[k] * steps[k] for k in omega}
+        full = {k: full[k] + lr * steps[k] ** 2 for k in full}
+        theta = {k: theta[k] - lr * steps[k] for k in theta}
+    got = tracked.path_integral_values()
+    for name in omega:
+        np.testing.assert_allclose(got[name], omega[name], rtol=1e-4, atol=1e-9, err_msg=name)
+        np.testing.assert_array_equal(model.get_weights(tracked)[name], model.get_weights(plain)[name])
+    # the penalty's pull-back is large here: taking its gradient into ω would move it far
+    assert not np.allclose(full["hidden/kernel"], omega["hidden/kernel"], rtol=0.1)
