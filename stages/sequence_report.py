@@ -50,7 +50,8 @@ def main() -> None:
     io.save_json(out / "metrics" / "full.json", {"methods": summary, "joint": joint, "seeds": len(seeds)})
 
     tasks = seq["num_tasks"]
-    references = {"joint": (methods.label("joint"), methods.color("joint"),
+    # one joint model, trained on all tasks at once, scored on the first t (not a joint model of t tasks)
+    references = {"joint": (f"joint, all {tasks} tasks at once (upper bound)", methods.color("joint"),
                             [float(np.mean([np.mean(j["test"][:t]) for j in joint_runs.values()]))
                              for t in range(1, tasks + 1)])}
     if "none" in runs:  # what each task reaches when just learned without protection: fine-tuning's diagonal
