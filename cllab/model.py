@@ -44,7 +44,7 @@ class ContinualClassifier(keras.Sequential):
     ) -> None:
         super().__init__(layers, **kwargs)
         self.penalty = penalty
-        if penalty is not None:  # the penalty's tensors meet the weights by position (see `compute_loss`)
+        if penalty is not None:  # the penalty's tensors meet the weights by position (see `_loss_terms`)
             names, shapes = weight_names(self), [tuple(w.shape) for w in self.trainable_weights]
             if penalty.names != names:
                 raise ValueError(f"the penalty's weights {penalty.names} are not the model's {names} in order")
@@ -103,6 +103,7 @@ class ContinualClassifier(keras.Sequential):
         self.cross_entropy_tracker.update_state(loss, sample_weight=examples)
         self.penalty_tracker.update_state(penalty, sample_weight=examples)
         return loss, penalty
+
 
 def build_model(
     config: ModelConfig, penalty: Penalty | None = None, track_path_integral: bool = False

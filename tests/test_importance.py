@@ -137,15 +137,16 @@ def test_si_path_integral_under_a_penalty_weights_each_step_by_the_task_loss_gra
     anchor = {k: v + rng.normal(scale=0.5, size=v.shape).astype(v.dtype) for k, v in start.items()}
     omega_old = {k: rng.uniform(0.5, 1.5, size=v.shape) for k, v in start.items()}
     lr, strength = 0.1, 2.0
-    nets = []
+    nets, histories = [], []
     for track in (True, False):
         net = model.build_model(config, penalty=regularizers.penalty_for(strength, anchor, omega_old),
                                 track_path_integral=track)
         model.set_weights(net, start)
         model.compile_model(net, "sgd", lr)
-        training.fit(net, x, y, epochs=3, batch_size=32, verbose=0)
+        histories.append(training.fit(net, x, y, epochs=3, batch_size=32, verbose=0))
         nets.append(net)
     tracked, plain = nets
+    assert histories[0] == histories[1] and histories[0]["penalty"][-1] > 0  # loss and its two terms, logged once
     # by hand: three full-batch steps on cross-entropy + penalty, ω += −g_CE·Δθ = lr·g_CE·(g_CE + g_penalty)
     reference = model.build_model(config)
     theta, omega = dict(start), {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
