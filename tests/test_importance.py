@@ -86,9 +86,30 @@ def test_mas_of_the_output_bias_is_twice_the_mean_absolute_logit(tiny):
     np.testing.assert_allclose(mas["logits/bias"], np.mean(2 * np.abs(logits), axis=0), rtol=1e-5)
 
 
-def test_si_path_integral_of_full_batch_sgd_is_lr_times_summed_squared_gradients():
+def _sgd_by_hand(config, x, y, start, lr, steps, pull=None):
+    """Full-batch SGD on the cross-entropy (+ the penalty whose gradient is `pull(θ)`), by hand, with the path
+    integrals Σ lr·g_CE·step (SI's ω) and Σ lr·step² (ω of the whole step's gradient): (θ, ω, ω_whole)."""
     import tensorflow as tf
 
+    reference = model.build_model(config)
+    theta = dict(start)
+    omega = {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
+    whole = {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
+    for _ in range(steps):
+        model.set_weights(reference, theta)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, reference(x, training=True))
+        grads = dict(zip(model.weight_names(reference),
+                         (g.numpy() for g in tape.gradient(loss, reference.trainable_weights))))
+        extra = pull(theta) if pull else {k: 0.0 for k in theta}
+        step = {k: grads[k] + extra[k] for k in theta}
+        omega = {k: omega[k] + lr * grads[k].astype(np.float64) * step[k] for k in omega}
+        whole = {k: whole[k] + lr * step[k].astype(np.float64) ** 2 for k in whole}
+        theta = {k: theta[k] - lr * step[k] for k in theta}
+    return theta, omega, whole
+
+
+def test_si_path_integral_of_full_batch_sgd_is_lr_times_summed_squared_gradients():
     from cllab import training
 
     rng = np.random.default_rng(1)
@@ -100,15 +121,8 @@ def test_si_path_integral_of_full_batch_sgd_is_lr_times_summed_squared_gradients
     plain = model.build_model(config)
     start = model.get_weights(plain)
     # independent reference: three full-batch gradient steps by hand, ω += lr·g² each
-    lr, theta, omega = 0.1, dict(start), {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
-    reference = model.build_model(config)
-    for _ in range(3):
-        model.set_weights(reference, theta)
-        with tf.GradientTape() as tape:
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, reference(x, training=True))
-        grads = dict(zip(model.weight_names(reference), (g.numpy() for g in tape.gradient(loss, reference.trainable_weights))))
-        omega = {k: omega[k] + lr * grads[k].astype(np.float64) ** 2 for k in omega}
-        theta = {k: theta[k] - lr * grads[k] for k in theta}
+    lr = 0.1
+    theta, omega, _ = _sgd_by_hand(config, x, y, start, lr, 3)
     for net in (tracked, plain):
         model.compile_model(net, "sgd", lr)
         training.fit(net, x, y, epochs=3, batch_size=32, verbose=0)
@@ -123,10 +137,8 @@ def test_si_path_integral_of_full_batch_sgd_is_lr_times_summed_squared_gradients
 
 
 def test_si_path_integral_under_a_penalty_weights_each_step_by_the_task_loss_gradient_alone():
-    """From task 2 on, SI trains under its own penalty: ω = Σ −g·Δθ takes g of the cross-entropy only (Zenke et al.'s
-    reference code), while the step follows cross-entropy + penalty, bit for bit the step of an untracked model."""
-    import tensorflow as tf
-
+    """From task 2 on, SI trains under its own penalty: ω = Σ −g·Δθ takes g of the cross-entropy only (Zenke et
+    al.'s reference code), while the step follows cross-entropy + penalty, bit for bit the step of an untracked model."""
     from cllab import regularizers, training
 
     rng = np.random.default_rng(2)
@@ -148,18 +160,10 @@ def test_si_path_integral_under_a_penalty_weights_each_step_by_the_task_loss_gra
     tracked, plain = nets
     assert histories[0] == histories[1] and histories[0]["penalty"][-1] > 0  # loss and its two terms, logged once
     # by hand: three full-batch steps on cross-entropy + penalty, ω += −g_CE·Δθ = lr·g_CE·(g_CE + g_penalty)
-    reference = model.build_model(config)
-    theta, omega = dict(start), {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}
-    full = {k: np.zeros_like(v, dtype=np.float64) for k, v in start.items()}  # what ω would be with g of both
-    for _ in range(3):
-        model.set_weights(reference, theta)
-        with tf.GradientTape() as tape:
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, reference(x, training=True))
-        grads = dict(zip(model.weight_names(reference), (g.numpy() for g in tape.gradient(loss, reference.trainable_weights))))
-        steps = {k: grads[k] + strength * omega_old[k] * (theta[k] - anchor[k]) for k in theta}
-        omega = {k: omega[k] + lr * grads[k] * steps[k] for k in omega}
-        full = {k: full[k] + lr * steps[k] ** 2 for k in full}
-        theta = {k: theta[k] - lr * steps[k] for k in theta}
+    def pull(theta):
+        return {k: strength * omega_old[k] * (theta[k] - anchor[k]) for k in theta}
+
+    _, omega, full = _sgd_by_hand(config, x, y, start, lr, 3, pull=pull)
     got = tracked.path_integral_values()
     for name in omega:
         np.testing.assert_allclose(got[name], omega[name], rtol=1e-4, atol=1e-9, err_msg=name)
