@@ -145,9 +145,11 @@ def save_json_files(directory: str | Path, files: Mapping[str, Any], digits: int
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 6) -> str:
-    """A CSV table with a header, fixed column order and fixed float formatting."""
+    """A CSV table with a header, fixed column order and fixed float formatting; None (undefined) as an empty cell."""
 
     def cell(v: Any) -> str:
+        if v is None:
+            return ""
         if isinstance(v, (float, np.floating)):
             return f"{float(v):.{digits}f}"
         return str(v)
@@ -165,13 +167,14 @@ def save_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Seque
 
 
 def load_csv(path: str | Path, text_columns: Sequence[str] = ("method",)) -> list[dict[str, Any]]:
-    """Rows of a CSV table, numeric cells as floats (the `text_columns` stay strings)."""
+    """Rows of a CSV table, numeric cells as floats, empty cells as None (the `text_columns` stay strings)."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found (run the stage that writes it: dvc repro)")
     try:
         with open(path, newline="") as f:
-            return [{k: (v if k in text_columns else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+            return [{k: (v if k in text_columns else None if v == "" else float(v)) for k, v in row.items()}
+                    for row in csv.DictReader(f)]
     except (ValueError, TypeError) as err:
         raise ArtifactError(f"{path}: not a numeric table ({err})") from None
 

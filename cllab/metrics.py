@@ -80,23 +80,26 @@ def per_seed_rows(reports: Mapping[int, Mapping]) -> list[dict]:
     for seed, report in reports.items():
         for method, numbers in report["methods"].items():
             rows.append({"seed": seed, "method": method, **{c: numbers[c] for c in SCALARS}})
-        j = report["joint"]
-        rows.append({"seed": seed, "method": "joint", "acc_a_after_a": j["acc_a"], "acc_a_after_b": j["acc_a"],
-                     "acc_b_after_b": j["acc_b"], "forgetting": 0.0, "bwt": 0.0, "average_accuracy": j["average_accuracy"]})
+        j = report["joint"]  # trained on A and B at once: no "A after A", hence no forgetting or BWT (None, not 0)
+        rows.append({"seed": seed, "method": "joint", "acc_a_after_a": None, "acc_a_after_b": j["acc_a"],
+                     "acc_b_after_b": j["acc_b"], "forgetting": None, "bwt": None,
+                     "average_accuracy": j["average_accuracy"]})
     return rows
 
 
 def summary_rows(rows: Sequence[Mapping]) -> list[dict]:
-    """One row per method: mean and 95 % half-width over seeds of each scalar, from per_seed_rows."""
+    """One row per method: mean and 95 % half-width over seeds of each scalar, from per_seed_rows. None where a
+    number is undefined: a scalar the method does not have (the joint model's forgetting), the interval of one seed
+    (an empty cell in the CSV, not a NaN)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     out = []
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         row: dict = {"method": method, "seeds": len(mine)}
         for column in SCALARS:
-            summary = mean_ci95([r[column] for r in mine])
-            row[f"{column}_mean"] = summary["mean"]
-            row[f"{column}_ci95"] = summary["ci95"] if summary["ci95"] is not None else float("nan")
+            values = [r[column] for r in mine]
+            summary = mean_ci95(values) if None not in values else {"mean": None, "ci95": None}
+            row[f"{column}_mean"], row[f"{column}_ci95"] = summary["mean"], summary["ci95"]
         out.append(row)
     return out
 

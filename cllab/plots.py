@@ -106,7 +106,7 @@ def _png(fig: plt.Figure, dpi: int) -> bytes:
 
 def _err(row: Mapping, column: str) -> float:
     value = row[f"{column}_ci95"]
-    return 0.0 if np.isnan(value) else value
+    return 0.0 if value is None else value  # None: a single seed, no interval
 
 
 def _seeds_note(seeds: int) -> str:

@@ -14,7 +14,7 @@ COLUMNS = [
 
 def _cell(row: Mapping, column: str) -> str:
     mean, half = row[f"{column}_mean"], row[f"{column}_ci95"]
-    return f"{mean:.3f}" if half != half else f"{mean:.3f} ± {half:.3f}"  # half != half: NaN, a single seed
+    return f"{mean:.3f}" if half is None else f"{mean:.3f} ± {half:.3f}"  # None: a single seed, no interval
 
 
 def results_table(rows: Sequence[Mapping], lambdas: Mapping[str, float]) -> str:

@@ -52,9 +52,10 @@ def main() -> None:
             io.save_json_files(args.metrics_dir / "headline", metrics.headline_files(per_seed))  # these methods only
             io.save_json_files(args.metrics_dir / "seeds", metrics.per_seed_files(per_seed))
             for row in metrics.summary_rows(rows):
-                print(f"{row['method']:>14}: A after B {row['acc_a_after_b_mean']:.3f} ± {row['acc_a_after_b_ci95']:.3f}, "
-                      f"B after B {row['acc_b_after_b_mean']:.3f} ± {row['acc_b_after_b_ci95']:.3f}, "
-                      f"average {row['average_accuracy_mean']:.3f} ± {row['average_accuracy_ci95']:.3f}")
+                print(f"{row['method']:>14}: " + ", ".join(
+                    f"{name} {row[f'{c}_mean']:.3f}" + ("" if row[f"{c}_ci95"] is None else f" ± {row[f'{c}_ci95']:.3f}")
+                    for c, name in (("acc_a_after_b", "A after B"), ("acc_b_after_b", "B after B"),
+                                    ("average_accuracy", "average"))))
 
 
 if __name__ == "__main__":

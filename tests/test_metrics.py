@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cllab import metrics
+from cllab import io, metrics
 
 
 def test_two_task_metrics_follow_the_accuracy_matrix():
@@ -106,6 +106,28 @@ def test_one_seed_gives_no_interval_file_rather_than_a_nan():
     files = metrics.headline_files(metrics.per_seed_headline(_rows([3])))
     assert set(files) == {"ewc", "l2", "joint"} and files["ewc"]["seeds"] == 1
     assert all(value == value for numbers in files.values() for value in numbers.values())  # no NaN anywhere
+
+
+def test_the_joint_model_has_no_forgetting_and_one_seed_no_interval_as_empty_cells_not_zeros_or_nan(tmp_path):
+    """The joint model is trained on A and B at once: no "A after A", so its forgetting and BWT are undefined (an
+    empty cell), not 0; one seed's interval is empty as well, not 'nan'. The tables read back as None."""
+    rows = _rows([0, 1])
+    joint = next(r for r in rows if r["method"] == "joint")
+    assert joint["acc_a_after_a"] is None and joint["forgetting"] is None and joint["bwt"] is None
+    assert joint["acc_a_after_b"] == 0.97 and joint["average_accuracy"] == pytest.approx(0.965)
+    summary = {r["method"]: r for r in metrics.summary_rows(rows)}
+    assert summary["joint"]["forgetting_mean"] is None and summary["joint"]["forgetting_ci95"] is None
+    assert summary["joint"]["acc_b_after_b_mean"] == pytest.approx(0.96) and summary["joint"]["acc_b_after_b_ci95"] == 0
+    assert summary["ewc"]["forgetting_mean"] == pytest.approx(0.98 - 0.805)
+    one = {r["method"]: r for r in metrics.summary_rows(_rows([0]))}
+    assert one["ewc"]["average_accuracy_ci95"] is None and one["ewc"]["average_accuracy_mean"] == pytest.approx(0.85)
+    io.save_csv(tmp_path / "t.csv", metrics.summary_rows(_rows([0])), metrics.SUMMARY_COLUMNS)
+    text = (tmp_path / "t.csv").read_text()
+    assert "nan" not in text and "None" not in text
+    assert text.splitlines()[-1].startswith("joint,1,,,0.970000,,0.960000,,,,,,0.965000,")
+    back = {r["method"]: r for r in io.load_csv(tmp_path / "t.csv")}
+    assert back["joint"]["forgetting_mean"] is None and back["joint"]["acc_a_after_b_mean"] == 0.97
+    assert back["ewc"]["average_accuracy_ci95"] is None
 
 
 def test_per_seed_headline_is_keyed_by_seed_so_seed_0_meets_seed_0():
