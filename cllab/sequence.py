@@ -151,7 +151,8 @@ def accuracy_row(net: keras.Model, tasks: PermutedTasks, split: str, upto: int |
 @dataclass(frozen=True)
 class RunSettings:
     """How a sequence is trained: architecture, optimisation (params.yaml `sequence.train`), Ω settings, the method's
-    λ and options, the tasks whose test accuracy is recorded every epoch, and the seed."""
+    λ and options, the tasks whose test accuracy is recorded every epoch, and the seed. `test=False` measures
+    validation accuracy only (no test image is scored: for choosing settings, scripts/select_sequence.py)."""
 
     config: model.ModelConfig
     epochs: int
@@ -163,6 +164,7 @@ class RunSettings:
     options: Mapping[str, object]
     curve_tasks: int
     seed: int
+    test: bool = True
 
 
 def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
@@ -171,13 +173,15 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
     the tasks seen so far), the initial model's test accuracies (for FWT), the per-epoch test accuracies of the first `curve_tasks` tasks and, per task,
     the largest Ω̄ of its penalty (SGD diverges near learning_rate × λ × max Ω̄ ≈ 2)."""
     method = methods.get(name)
+    if not settings.test and settings.curve_tasks:
+        raise ValueError(f"curve_tasks={settings.curve_tasks} records test accuracies, but test=False")
     keras.utils.set_random_seed(settings.seed)  # the same θ_1 for every method of a seed, whatever ran before
     carry = Carry(method.carry, float(settings.options.get("gamma", 1.0)))
     curve_tasks = {str(j + 1): tasks.split(j, "test") for j in range(settings.curve_tasks)}
     net = model.build_model(settings.config)
     result: dict = {
-        "initial": {"test": accuracy_row(net, tasks, "test")},
-        "R": {"val": [], "test": []}, "curve": [], "max_importance": [],
+        "initial": {"test": accuracy_row(net, tasks, "test")} if settings.test else {},
+        "R": {"val": [], "test": []} if settings.test else {"val": []}, "curve": [], "max_importance": [],
     }
     memory: list[tuple[np.ndarray, np.ndarray]] = []
     penalty, fresh = None, None
@@ -222,12 +226,14 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
         if method.replay:
             memory.append(data.replay_buffer([(x, y)], int(settings.options["per_task"]), settings.seed * 1000 + t))
         omega_done = time.perf_counter()
-        measured = [curve.rows[-1][f"acc_{j}"] for j in curve_tasks]  # the curve's last point is this model's
-        result["R"]["test"].append(accuracy_row(net, tasks, "test", known=measured))  # all tasks: FWT needs the next
+        if settings.test:
+            measured = [curve.rows[-1][f"acc_{j}"] for j in curve_tasks]  # the curve's last point is this model's
+            result["R"]["test"].append(accuracy_row(net, tasks, "test", known=measured))  # all tasks: FWT needs them
         result["R"]["val"].append(accuracy_row(net, tasks, "val", upto=t + 1))  # the tasks seen: for choosing
+        split = "test" if settings.test else "val"
         log(f"{name} task {t + 1}/{tasks.count}: fit {trained - started:.1f} s, importance {omega_done - trained:.1f} s,"
-            f" accuracies {time.perf_counter() - omega_done:.1f} s; test average so far "
-            f"{np.mean(result['R']['test'][-1][:t + 1]):.4f}")
+            f" accuracies {time.perf_counter() - omega_done:.1f} s; {split} average so far "
+            f"{np.mean(result['R'][split][-1][:t + 1]):.4f}")
     return result
 
 

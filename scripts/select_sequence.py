@@ -79,7 +79,8 @@ def main() -> None:
                 config=model.ModelConfig(**seq["model"], num_classes=10), epochs=train["epochs"],
                 batch_size=train["batch_size"], optimizer=train["optimizer"]["name"],
                 learning_rate=train["optimizer"]["learning_rate"], importance=seq["importance"], strength=strength,
-                options={k: v for k, v in own.items() if k != "lambda"}, curve_tasks=1, seed=args.seed)
+                options={k: v for k, v in own.items() if k != "lambda"}, curve_tasks=0, seed=args.seed,
+                test=False)  # validation only: no test image is scored while choosing
             try:
                 result = sequence.run_method(method, tasks, settings, log=lambda _: None)
             except training.NonFiniteLossError as err:

@@ -189,6 +189,25 @@ def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_
     assert again == ewc  # seeded inside: the same run whatever ran before in the process
 
 
+def test_a_validation_only_run_scores_no_test_image_and_gives_the_same_validation_rows(small_tasks, monkeypatch):
+    """What the λ selection runs (test=False): the same training and validation rows as a full run, bit for bit, and
+    not one test image scored, so nothing of the test set reaches the person choosing."""
+    full = sequence.run_method("si", small_tasks, dataclasses.replace(_settings(1.0), curve_tasks=0),
+                               log=lambda _: None)
+    asked = []
+    split = sequence.PermutedTasks.split
+    monkeypatch.setattr(sequence.PermutedTasks, "split", lambda self, t, name: asked.append(name) or split(self, t, name))
+    lines = []
+    val_only = sequence.run_method("si", small_tasks, dataclasses.replace(_settings(1.0), curve_tasks=0, test=False),
+                                   log=lines.append)
+    assert "test" not in asked and {"train", "val"} <= set(asked)
+    assert val_only["R"] == {"val": full["R"]["val"]} and "test" not in val_only["initial"]
+    assert val_only["max_importance"] == full["max_importance"]
+    assert "val average so far" in lines[-1] and "test" not in " ".join(lines)
+    with pytest.raises(ValueError, match="curve_tasks=2 records test accuracies, but test=False"):
+        sequence.run_method("si", small_tasks, dataclasses.replace(_settings(1.0), test=False))
+
+
 def test_a_run_builds_a_model_for_the_first_task_and_the_first_penalised_one_and_then_reuses_it(small_tasks,
                                                                                                  monkeypatch):
     """Each model built is traced anew (~2 s per task at the default size); reset and re-anchored, one model
