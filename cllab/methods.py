@@ -94,6 +94,9 @@ REGISTRY: tuple[Method, ...] = (
            settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
     Method("ewc_latest", "EWC, latest F only", "#e377c2", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="latest"),
+    # L2 towards the latest θ only, strength λ whatever the number of past tasks (`l2` sums one pull per past task)
+    Method("l2_latest", "L2, latest θ only", "#6baed6", omega="omega_ones", experiments=SEQUENCE_ONLY,
+           carry="latest"),
     Method("replay", "replay", "#000080", omega=None, lambda_spec=zero("replay has no penalty"),
            experiments=SEQUENCE_ONLY, options={"per_task": int_at_least(1)}, replay=True),
 )

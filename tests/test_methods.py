@@ -45,7 +45,8 @@ def test_params_schema_follows_the_registry(good):
     assert set(schema["train_b"]) - {"epochs", "batch_size", "optimizer"} == set(two_task)
     assert set(schema["importance"]) == {methods.get(m).settings for m in two_task if methods.get(m).settings}
     assert set(good["methods"]) <= set(two_task)
-    assert set(methods.names("sequence")) - set(two_task) == {"ewc_online", "ewc_decay", "ewc_latest", "replay"}
+    assert set(methods.names("sequence")) - set(two_task) == {
+        "ewc_online", "ewc_decay", "ewc_latest", "l2_latest", "replay"}
 
 
 def test_sequence_only_methods_are_not_accepted_by_the_two_task_study(good):

@@ -189,6 +189,16 @@ def test_a_run_records_every_row_of_r_and_the_variants_of_ewc_share_tasks_1_and_
     assert again == ewc  # seeded inside: the same run whatever ran before in the process
 
 
+def test_l2_towards_the_latest_weights_only_is_l2_until_task_2_and_then_pulls_with_unit_strength(small_tasks):
+    """`l2_latest` (carry 'latest', Ω = 1) and `l2` (carry 'sum') are the same penalty with one past task; from
+    task 3 on, l2 pulls with strength 2 towards the mean of θ_1 and θ_2, l2_latest with strength 1 towards θ_2."""
+    runs = {name: sequence.run_method(name, small_tasks, _settings(1.0), log=lambda _: None)
+            for name in ("l2", "l2_latest")}
+    assert runs["l2_latest"]["R"]["test"][:2] == runs["l2"]["R"]["test"][:2]
+    assert runs["l2_latest"]["R"]["test"][2] != runs["l2"]["R"]["test"][2]
+    assert runs["l2"]["max_importance"] == [0.0, 1.0, 2.0] and runs["l2_latest"]["max_importance"] == [0.0, 1.0, 1.0]
+
+
 def test_a_validation_only_run_scores_no_test_image_and_gives_the_same_validation_rows(small_tasks, monkeypatch):
     """What the λ selection runs (test=False): the same training and validation rows as a full run, bit for bit, and
     not one test image scored, so nothing of the test set reaches the person choosing."""
