@@ -15,12 +15,20 @@ from cllab.errors import LabError
 from cllab.model import accuracy
 
 
+# An epoch's mean loss past this means training diverged. float32 overflows to inf on the way there, but float64 can
+# carry a diverging run for epochs without a NaN (permuted MNIST, SI at λ = 3: ~1e156 at the end of task 10, the
+# model at chance), so without a finite bound the two precisions would tell a divergence apart differently. No run
+# that learns comes near it (the committed DVCLive logs' largest epoch loss is 2.2).
+DIVERGED_LOSS = 1e12
+
+
 class NonFiniteLossError(LabError, RuntimeError):
-    """Training diverged: the loss became NaN or infinite."""
+    """Training diverged: the loss became NaN, infinite or larger than DIVERGED_LOSS."""
 
 
 class FailOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop training with an error naming the context (e.g. the λ) and epoch when the loss is NaN or inf."""
+    """Stop training with an error naming the context (e.g. the λ) and epoch when the loss is NaN, inf or past
+    DIVERGED_LOSS."""
 
     def __init__(self, context: str) -> None:
         super().__init__()
@@ -28,10 +36,11 @@ class FailOnNonFiniteLoss(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        if loss is not None and not abs(float(loss)) <= DIVERGED_LOSS:  # NaN fails every comparison
             self.model.stop_training = True
             raise NonFiniteLossError(
-                f"{self.context}: loss became {float(loss)} in epoch {epoch + 1}; lower the learning rate or λ"
+                f"{self.context}: loss became {float(loss):.3g} in epoch {epoch + 1} (diverged); lower the learning "
+                "rate or λ"
             )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -119,6 +121,27 @@ def test_diverging_loss_stops_with_lambda_and_epoch_in_the_message():
     model.compile_model(net, "sgd", 0.1)
     with pytest.raises(training.NonFiniteLossError, match=r"lambda=1e\+300\): loss became (nan|inf) in epoch 1"):
         training.fit(net, x, y, epochs=3, batch_size=8, verbose=0, context="train_b@l2 (lambda=1e+300)")
+
+
+def test_a_loss_that_explodes_but_stays_finite_in_float64_stops_in_the_same_epoch():
+    """λ = 1e30 takes float64 three epochs to overflow; its first epoch's loss is finite but far past
+    DIVERGED_LOSS, so the run stops there, as float32's overflow would stop it."""
+    from cllab.runtime import set_precision
+
+    before = keras.config.floatx()
+    set_precision("float64")
+    try:
+        x, y = _batch()
+        anchor = {k: v + 1.0 for k, v in model.get_weights(_net(1)).items()}
+        net = _net(2, regularizers.penalty_for(1e30, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
+        model.compile_model(net, "sgd", 0.1)
+        assert net.trainable_weights[0].dtype == "float64"
+        with pytest.raises(training.NonFiniteLossError) as caught:
+            training.fit(net, x, y, epochs=3, batch_size=8, verbose=0, context="train_b@l2 (lambda=1e+30)")
+    finally:
+        set_precision(before)
+    loss = float(re.search(r"loss became (\S+) in epoch 1 \(diverged\)", str(caught.value)).group(1))
+    assert training.DIVERGED_LOSS < loss < float("inf")
 
 
 def test_saved_model_reloads_in_one_call_with_identical_predictions(tmp_path):
