@@ -202,11 +202,11 @@ def test_l2_towards_the_latest_weights_only_is_l2_until_task_2_and_then_pulls_wi
 def test_a_validation_only_run_scores_no_test_image_and_gives_the_same_validation_rows(small_tasks, monkeypatch):
     """What the λ selection runs (test=False): the same training and validation rows as a full run, bit for bit, and
     not one test image scored, so nothing of the test set reaches the person choosing."""
-    full = sequence.run_method("si", small_tasks, dataclasses.replace(_settings(1.0), curve_tasks=0),
-                               log=lambda _: None)
+    full = sequence.run_method("si", small_tasks, _settings(1.0), log=lambda _: None)  # test rows and 2 test curves
     asked = []
     split = sequence.PermutedTasks.split
-    monkeypatch.setattr(sequence.PermutedTasks, "split", lambda self, t, name: asked.append(name) or split(self, t, name))
+    monkeypatch.setattr(sequence.PermutedTasks, "split",
+                        lambda self, t, name: asked.append(name) or split(self, t, name))
     lines = []
     val_only = sequence.run_method("si", small_tasks, dataclasses.replace(_settings(1.0), curve_tasks=0, test=False),
                                    log=lines.append)
