@@ -12,9 +12,15 @@ COLUMNS = [
 ]
 
 
+def mean_pm(mean: float, half: float | None, signed: bool = False) -> str:
+    """'0.842 ± 0.019' (three decimals; '+0.034 ± …' when signed); the mean alone when there is no interval (one
+    seed: half None)."""
+    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    return text if half is None else f"{text} ± {half:.3f}"
+
+
 def _cell(row: Mapping, column: str) -> str:
-    mean, half = row[f"{column}_mean"], row[f"{column}_ci95"]
-    return f"{mean:.3f}" if half is None else f"{mean:.3f} ± {half:.3f}"  # None: a single seed, no interval
+    return mean_pm(row[f"{column}_mean"], row[f"{column}_ci95"])
 
 
 def results_table(rows: Sequence[Mapping], lambdas: Mapping[str, float]) -> str:
@@ -45,7 +51,7 @@ def paired_table(paired: Mapping[str, Mapping], seeds: int) -> str:
         cells = []
         for column in ("acc_a_after_b", "acc_b_after_b", "average_accuracy"):
             mean, half = numbers[column]["mean"], numbers[column]["ci95"]
-            cells.append(f"{mean:+.3f}" if half is None else f"{mean:+.3f} ± {half:.3f}")
+            cells.append(mean_pm(mean, half, signed=True))
         lines.append(f"| {label(method)} | " + " | ".join(cells) + f" | {numbers['seeds_better_on_average_accuracy']}/{seeds} |")
     return "\n".join(lines)
 
@@ -101,8 +107,7 @@ def markdown(
 def _stat(stat: Mapping | None, signed: bool = False) -> str:
     if stat is None:
         return "—"
-    mean = f"{stat['mean']:+.3f}" if signed else f"{stat['mean']:.3f}"
-    return mean if stat["ci95"] is None else f"{mean} ± {stat['ci95']:.3f}"
+    return mean_pm(stat["mean"], stat["ci95"], signed)
 
 
 def _settings(own: Mapping) -> str:

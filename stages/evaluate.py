@@ -20,7 +20,7 @@ def main() -> None:
     args = parser.parse_args()
     params = cli.load_params()
     seeds, methods = params["seeds"], params["methods"]
-    from cllab import io, metrics
+    from cllab import io, metrics, report
 
     def read(path: Path) -> dict:
         try:
@@ -53,7 +53,7 @@ def main() -> None:
             io.save_json_files(args.metrics_dir / "seeds", metrics.per_seed_files(per_seed))
             for row in metrics.summary_rows(rows):
                 print(f"{row['method']:>14}: " + ", ".join(
-                    f"{name} {row[f'{c}_mean']:.3f}" + ("" if row[f"{c}_ci95"] is None else f" ± {row[f'{c}_ci95']:.3f}")
+                    f"{name} {report.mean_pm(row[f'{c}_mean'], row[f'{c}_ci95'])}"
                     for c, name in (("acc_a_after_b", "A after B"), ("acc_b_after_b", "B after B"),
                                     ("average_accuracy", "average"))))
 
