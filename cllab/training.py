@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from typing import Mapping
@@ -22,26 +21,33 @@ from cllab.model import accuracy
 DIVERGED_LOSS = 1e12
 
 
+def diverged(value: float) -> bool:
+    """NaN, ±inf or past DIVERGED_LOSS in size: what both guards of `fit` call diverged (no accuracy, loss or
+    penalty of a run that learns comes near the bound)."""
+    return not abs(float(value)) <= DIVERGED_LOSS  # NaN fails every comparison
+
+
 class NonFiniteLossError(LabError, RuntimeError):
     """Training diverged: the loss became NaN, infinite or larger than DIVERGED_LOSS."""
 
 
 class FailOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop training with an error naming the context (e.g. the λ) and epoch when the loss is NaN, inf or past
-    DIVERGED_LOSS."""
+    """Stop training with an error naming the context (e.g. the λ) and epoch when an epoch's loss, or any other value
+    it logs (validation loss, penalty, ...), is NaN, inf or past DIVERGED_LOSS."""
 
     def __init__(self, context: str) -> None:
         super().__init__()
         self.context = context
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not abs(float(loss)) <= DIVERGED_LOSS:  # NaN fails every comparison
-            self.model.stop_training = True
-            raise NonFiniteLossError(
-                f"{self.context}: loss became {float(loss):.3g} in epoch {epoch + 1} (diverged); lower the learning "
-                "rate or λ"
-            )
+        logs = logs or {}
+        for name in sorted(logs, key=lambda n: n != "loss"):  # the training loss first: it names the usual cause
+            if diverged(logs[name]):
+                self.model.stop_training = True
+                raise NonFiniteLossError(
+                    f"{self.context}: {name} became {float(logs[name]):.3g} in epoch {epoch + 1} (diverged); lower "
+                    "the learning rate or λ"
+                )
 
 
 class TaskAccuracyCurve(keras.callbacks.Callback):
@@ -127,7 +133,7 @@ def fit(
     context: str = "training",
     verbose: int | None = None,
 ) -> dict[str, list[float]]:
-    """`model.fit` with shuffling, a NaN guard and the given callbacks; returns the per-epoch history.
+    """`model.fit` with shuffling, a divergence guard and the given callbacks; returns the per-epoch history.
 
     verbose None: a live progress bar on a terminal, one line per epoch in logs (CI, `dvc repro > log`).
     """
@@ -143,6 +149,6 @@ def fit(
         callbacks=[FailOnNonFiniteLoss(context), *(callbacks or [])], verbose=verbose,
     )
     for name, values in history.history.items():
-        if not all(math.isfinite(v) for v in values):
-            raise NonFiniteLossError(f"{context}: {name} became non-finite ({values})")
+        if any(diverged(v) for v in values):  # e.g. a value the callback's epoch logs did not carry
+            raise NonFiniteLossError(f"{context}: {name} diverged ({values})")
     return {name: [float(v) for v in values] for name, values in history.history.items()}

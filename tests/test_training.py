@@ -144,6 +144,19 @@ def test_a_loss_that_explodes_but_stays_finite_in_float64_stops_in_the_same_epoc
     assert training.DIVERGED_LOSS < loss < float("inf")
 
 
+def test_a_validation_loss_past_the_bound_stops_training_though_the_training_loss_is_fine():
+    """The guard reads every value an epoch logs: validation images scaled by 1e14 give a finite val_loss far past
+    DIVERGED_LOSS while the training loss stays ordinary, and the run stops in epoch 1 naming val_loss."""
+    x, y = _batch()
+    net = _net(3)
+    model.compile_model(net, "sgd", 0.01)
+    with pytest.raises(training.NonFiniteLossError, match=r"scaled: val_loss became \S+ in epoch 1 \(diverged\)") as caught:
+        training.fit(net, x, y, epochs=3, batch_size=8, validation=(x * 1e14, y), verbose=0, context="scaled")
+    value = float(re.search(r"val_loss became (\S+) in", str(caught.value)).group(1))
+    assert training.DIVERGED_LOSS < value < float("inf")
+    assert training.diverged(float("nan")) and training.diverged(-1e13) and not training.diverged(2.2)
+
+
 def test_saved_model_reloads_in_one_call_with_identical_predictions(tmp_path):
     x, _ = _batch()
     net = _net(4)
