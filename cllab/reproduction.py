@@ -89,14 +89,18 @@ def json_numbers(text: str, prefix: str) -> dict[str, float | None]:
             if value is None or isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def csv_numbers(text: str, prefix: str, keys: Iterable[str]) -> dict[str, float]:
-    """The numeric cells of a CSV by '<prefix>.<key values>.<column>', rows identified by the `keys` columns."""
+def csv_numbers(text: str, prefix: str, keys: Iterable[str]) -> dict[str, float | str | None]:
+    """The cells of a CSV by '<prefix>.<key values>.<column>', rows identified by the `keys` columns: numbers as
+    floats, an empty cell (undefined, e.g. the joint model's forgetting) as None like JSON's null, other text as is."""
     keys = list(keys)
-    out: dict[str, float] = {}
+    out: dict[str, float | str | None] = {}
     for row in csv.DictReader(io.StringIO(text)):
         ident = ".".join(row[k] for k in keys)
         for column, cell in row.items():
             if column in keys:
+                continue
+            if cell == "":
+                out[f"{prefix}.{ident}.{column}"] = None
                 continue
             try:
                 out[f"{prefix}.{ident}.{column}"] = float(cell)

@@ -28,6 +28,18 @@ def test_csv_numbers_keys_rows_by_their_identifying_columns():
         "per_seed.test.1.ewc.forgetting": 0.5, "per_seed.test.1.ewc.diverged": "True"}
 
 
+def test_an_empty_csv_cell_is_an_undefined_number_shown_as_missing_when_the_other_side_has_one():
+    """The joint model's forgetting is an empty cell: it equals an empty cell, and against a number the table of
+    moved numbers says 'missing' (not a text cell's 0 / inf)."""
+    empty = reproduction.csv_numbers("seed,method,forgetting\n0,joint,\n", "per_seed.test", ["seed", "method"])
+    assert empty == {"per_seed.test.0.joint.forgetting": None}
+    tol = {"mean": 1.0, "ci95": 1.0, "per_seed": 1.0, "count": 1}
+    assert reproduction.compare(empty, dict(empty), tol)[0].ok
+    number = reproduction.csv_numbers("seed,method,forgetting\n0,joint,0.0\n", "per_seed.test", ["seed", "method"])
+    table = reproduction.moved_table(reproduction.compare(empty, number, tol))
+    assert table.splitlines()[1].split()[:3] == ["per_seed.test.0.joint.forgetting", "missing", "0.0000"]
+
+
 @pytest.mark.parametrize("name,kind", [
     ("test.methods.ewc.forgetting.mean", "mean"),
     ("test.paired_vs_l2.ewc.acc_a_after_b.ci95", "ci95"),
