@@ -72,9 +72,14 @@ class Method:
 
 SEQUENCE_ONLY = ("sequence",)
 
+# In the order of params.yaml's method lists (two-task `methods`, `sequence.methods`): `names` and every error message
+# that lists the known methods follow it.
 REGISTRY: tuple[Method, ...] = (
     Method("none", "fine-tune", "#d62728", omega=None, lambda_spec=zero("fine-tuning has no penalty")),
     Method("l2", "L2", "#1f77b4", omega="omega_ones", lambda_grid=(0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1.0)),
+    # L2 towards the latest θ only, strength λ whatever the number of past tasks (`l2` sums one pull per past task)
+    Method("l2_latest", "L2, latest θ only", "#6baed6", omega="omega_ones", experiments=SEQUENCE_ONLY,
+           carry="latest"),
     Method("ewc", "EWC", "#2ca02c", omega="omega_fisher", settings="fisher", settings_schema=FISHER_SETTINGS,
            lambda_grid=(30, 100, 300, 1000, 2000, 3000, 4500)),
     Method("ewc_sampled", "EWC, sampled F", "#8c564b", omega="omega_fisher", settings="fisher",
@@ -82,21 +87,18 @@ REGISTRY: tuple[Method, ...] = (
     Method("ewc_empirical", "EWC, empirical F", "#17becf", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, fixed={"kind": "empirical"},
            lambda_grid=(300, 1000, 2000, 3000, 4500, 7000)),
-    # SI and MAS accumulate their importance over tasks at the latest θ, as their papers do (γ = 1)
-    Method("si", "SI", "#9467bd", omega="omega_si", settings="si", settings_schema={"xi": num_positive()},
-           lambda_grid=(30, 100, 300, 1000, 2000, 3000), carry="online"),
-    Method("mas", "MAS", "#ff7f0e", omega="omega_mas", settings="mas", settings_schema=SUBSET_SETTINGS,
-           lambda_grid=(0.1, 0.3, 1, 2, 3, 5), carry="online"),
-    # Sequence-only: with two tasks each is EWC itself (one past task: every carry gives Ω_A at θ_A)
+    # Sequence-only EWC variants: with two tasks each is EWC itself (one past task: every carry gives Ω_A at θ_A)
     Method("ewc_online", "online EWC", "#bcbd22", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
     Method("ewc_decay", "online EWC, decayed", "#7f7f7f", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
     Method("ewc_latest", "EWC, latest F only", "#e377c2", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="latest"),
-    # L2 towards the latest θ only, strength λ whatever the number of past tasks (`l2` sums one pull per past task)
-    Method("l2_latest", "L2, latest θ only", "#6baed6", omega="omega_ones", experiments=SEQUENCE_ONLY,
-           carry="latest"),
+    # SI and MAS accumulate their importance over tasks at the latest θ, as their papers do (γ = 1)
+    Method("si", "SI", "#9467bd", omega="omega_si", settings="si", settings_schema={"xi": num_positive()},
+           lambda_grid=(30, 100, 300, 1000, 2000, 3000), carry="online"),
+    Method("mas", "MAS", "#ff7f0e", omega="omega_mas", settings="mas", settings_schema=SUBSET_SETTINGS,
+           lambda_grid=(0.1, 0.3, 1, 2, 3, 5), carry="online"),
     Method("replay", "replay", "#000080", omega=None, lambda_spec=zero("replay has no penalty"),
            experiments=SEQUENCE_ONLY, options={"per_task": int_at_least(1)}, replay=True),
 )
