@@ -27,11 +27,12 @@ def diverged(value: float) -> bool:
     return not abs(float(value)) <= DIVERGED_LOSS  # NaN fails every comparison
 
 
-class NonFiniteLossError(LabError, RuntimeError):
-    """Training diverged: the loss became NaN, infinite or larger than DIVERGED_LOSS."""
+class DivergedError(LabError, RuntimeError):
+    """Training diverged: a value `fit` logs (the loss, validation loss, penalty, ...) became NaN, infinite or larger
+    than DIVERGED_LOSS."""
 
 
-class FailOnNonFiniteLoss(keras.callbacks.Callback):
+class FailOnDivergence(keras.callbacks.Callback):
     """Stop training with an error naming the context (e.g. the λ) and epoch when an epoch's loss, or any other value
     it logs (validation loss, penalty, ...), is NaN, inf or past DIVERGED_LOSS."""
 
@@ -44,7 +45,7 @@ class FailOnNonFiniteLoss(keras.callbacks.Callback):
         for name in sorted(logs, key=lambda n: n != "loss"):  # the training loss first: it names the usual cause
             if diverged(logs[name]):
                 self.model.stop_training = True
-                raise NonFiniteLossError(
+                raise DivergedError(
                     f"{self.context}: {name} became {float(logs[name]):.3g} in epoch {epoch + 1} (diverged); lower "
                     "the learning rate or λ"
                 )
@@ -146,9 +147,9 @@ def fit(
         validation = tuple(tf.convert_to_tensor(a) for a in validation)
     history = model.fit(
         x, y, epochs=epochs, batch_size=batch_size, shuffle=True, validation_data=validation,
-        callbacks=[FailOnNonFiniteLoss(context), *(callbacks or [])], verbose=verbose,
+        callbacks=[FailOnDivergence(context), *(callbacks or [])], verbose=verbose,
     )
     for name, values in history.history.items():
         if any(diverged(v) for v in values):  # e.g. a value the callback's epoch logs did not carry
-            raise NonFiniteLossError(f"{context}: {name} diverged ({values})")
+            raise DivergedError(f"{context}: {name} diverged ({values})")
     return {name: [float(v) for v in values] for name, values in history.history.items()}

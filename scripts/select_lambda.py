@@ -58,7 +58,7 @@ def main() -> None:
             try:
                 training.fit(net, task_b["x_train"], task_b["y_train"], cfg["epochs"], cfg["batch_size"], verbose=0,
                              context=f"{method} lambda={strength:g}")
-            except training.NonFiniteLossError as err:
+            except training.DivergedError as err:
                 print(f"{method},{strength:g},diverged,diverged,0  # {err}", flush=True)
                 continue
             acc_a = model.accuracy(net, task_a["x_val"], task_a["y_val"])

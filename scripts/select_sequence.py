@@ -83,7 +83,7 @@ def main() -> None:
                 test=False)  # validation only: no test image is scored while choosing
             try:
                 result = sequence.run_method(method, tasks, settings, log=lambda _: None)
-            except training.NonFiniteLossError as err:
+            except training.DivergedError as err:
                 print(f"{method},{strength:g},0,diverged  # {err}", flush=True)
                 continue
             each = [float(np.mean(row)) for row in result["R"]["val"]]

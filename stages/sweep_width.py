@@ -68,7 +68,7 @@ def main() -> None:
                     for split in ("val", "test"):
                         for t, arrays in tasks.items():
                             result[f"{split}_acc_{t}"] = model.accuracy(net, arrays[f"x_{split}"], arrays[f"y_{split}"])
-                except training.NonFiniteLossError as err:  # a diverged point is a result of the sweep, not a failure
+                except training.DivergedError as err:  # a diverged point is a result of the sweep, not a failure
                     print(f"diverged: {err}")
                     result["diverged"] = True
                 io.save_json(tmp / f"{method}_{strength:g}_{optimizer['name']}_h{args.width}.json", result)

@@ -119,7 +119,7 @@ def test_diverging_loss_stops_with_lambda_and_epoch_in_the_message():
     # λ = 1e300 overflows within the first epoch in float32 and in float64 alike (1e30 took 3 epochs in float64)
     net = _net(2, regularizers.penalty_for(1e300, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
     model.compile_model(net, "sgd", 0.1)
-    with pytest.raises(training.NonFiniteLossError, match=r"lambda=1e\+300\): loss became (nan|inf) in epoch 1"):
+    with pytest.raises(training.DivergedError, match=r"lambda=1e\+300\): loss became (nan|inf) in epoch 1"):
         training.fit(net, x, y, epochs=3, batch_size=8, verbose=0, context="train_b@l2 (lambda=1e+300)")
 
 
@@ -136,7 +136,7 @@ def test_a_loss_that_explodes_but_stays_finite_in_float64_stops_in_the_same_epoc
         net = _net(2, regularizers.penalty_for(1e30, anchor, {k: np.ones_like(v) for k, v in anchor.items()}))
         model.compile_model(net, "sgd", 0.1)
         assert net.trainable_weights[0].dtype == "float64"
-        with pytest.raises(training.NonFiniteLossError) as caught:
+        with pytest.raises(training.DivergedError) as caught:
             training.fit(net, x, y, epochs=3, batch_size=8, verbose=0, context="train_b@l2 (lambda=1e+30)")
     finally:
         set_precision(before)
@@ -150,7 +150,7 @@ def test_a_validation_loss_past_the_bound_stops_training_though_the_training_los
     x, y = _batch()
     net = _net(3)
     model.compile_model(net, "sgd", 0.01)
-    with pytest.raises(training.NonFiniteLossError, match=r"scaled: val_loss became \S+ in epoch 1 \(diverged\)") as caught:
+    with pytest.raises(training.DivergedError, match=r"scaled: val_loss became \S+ in epoch 1 \(diverged\)") as caught:
         training.fit(net, x, y, epochs=3, batch_size=8, validation=(x * 1e14, y), verbose=0, context="scaled")
     value = float(re.search(r"val_loss became (\S+) in", str(caught.value)).group(1))
     assert training.DIVERGED_LOSS < value < float("inf")
