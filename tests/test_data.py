@@ -36,8 +36,7 @@ def test_pixels_are_float32_in_unit_interval_and_are_the_loaded_images_over_255(
     np.testing.assert_array_equal(x, raw_test_images[raw_test_digits % 2 == 0] / np.float32(255))
 
 
-def test_validation_split_is_disjoint_from_train_and_about_the_requested_fraction(mnist, tasks):
-    images, _ = mnist["train"]
+def test_validation_split_is_disjoint_from_train_and_about_the_requested_fraction(tasks):
     for arrays in tasks.values():
         n_val, n_train = len(arrays["y_val"]), len(arrays["y_train"])
         assert abs(n_val / (n_val + n_train) - 0.1) < 1e-3
