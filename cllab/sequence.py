@@ -170,8 +170,8 @@ class RunSettings:
 def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
                log: Callable[[str], None] = print) -> dict:
     """Train the tasks in turn with method `name` (cllab.methods); return R on test (T×T) and validation (row t:
-    the tasks seen so far), the initial model's test accuracies (for FWT), the per-epoch test accuracies of the first `curve_tasks` tasks and, per task,
-    the largest Ω̄ of its penalty (SGD diverges near learning_rate × λ × max Ω̄ ≈ 2)."""
+    the tasks seen so far), the initial model's test accuracies (for FWT), the per-epoch test accuracies of the first
+    `curve_tasks` tasks and, per task, the largest Ω̄ of its penalty (SGD diverges near learning_rate × λ × max Ω̄ ≈ 2)."""
     method = methods.get(name)
     if not settings.test and settings.curve_tasks:
         raise ValueError(f"curve_tasks={settings.curve_tasks} records test accuracies, but test=False")
