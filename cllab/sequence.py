@@ -191,11 +191,9 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
         result["max_importance"].append(
             0.0 if quadratic is None else float(max(np.max(v) for v in quadratic[1].values())))
         weights = model.get_weights(net)  # θ at the task's start (SI's path integral is measured from it)
-        if fresh is None or (quadratic is not None and penalty is None) or method.replay:
+        if fresh is None or (quadratic is not None and penalty is None):
             # A model for the first task and one more for the first penalised task; every later task reuses it
             # (penalty re-anchored, optimizer and path integral reset), so its step is traced once, not per task.
-            # Replay builds one per task as before: a newly compiled model's first fit reads ahead from replay's
-            # Python dataset (Keras' symbolic build), and without that read the batches, so the numbers, change.
             penalty = None if quadratic is None else regularizers.penalty_for(settings.strength, *quadratic)
             net = model.build_model(settings.config, penalty=penalty, track_path_integral=method.omega == "omega_si")
             model.set_weights(net, weights)

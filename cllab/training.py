@@ -125,8 +125,8 @@ class LiveEpochs(keras.callbacks.Callback):
 
 def fit(
     model: keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
+    x: np.ndarray | keras.utils.PyDataset,
+    y: np.ndarray | None,
     epochs: int,
     batch_size: int,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
@@ -136,7 +136,9 @@ def fit(
 ) -> dict[str, list[float]]:
     """`model.fit` with shuffling, a divergence guard and the given callbacks; returns the per-epoch history.
 
-    verbose None: a live progress bar on a terminal, one line per epoch in logs (CI, `dvc repro > log`).
+    x, y: arrays, shuffled each epoch by Keras (seeded by keras.utils.set_random_seed); or x a keras PyDataset (y
+    None) that draws its own seeded order each epoch and is read in its order. verbose None: a live progress bar on a
+    terminal, one line per epoch in logs (CI, `dvc repro > log`).
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -145,8 +147,12 @@ def fit(
     x, y = (tf.convert_to_tensor(a) if isinstance(a, np.ndarray) else a for a in (x, y))
     if validation is not None:
         validation = tuple(tf.convert_to_tensor(a) for a in validation)
+    # Keras would shuffle a PyDataset's batches with Python's global `random`, which other code draws from too (Keras
+    # takes a new model's initializer seeds from it), so the batches would hang on what ran before: a PyDataset keeps
+    # its own seeded order.
+    shuffle = not isinstance(x, keras.utils.PyDataset)
     history = model.fit(
-        x, y, epochs=epochs, batch_size=batch_size, shuffle=True, validation_data=validation,
+        x, y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, validation_data=validation,
         callbacks=[FailOnDivergence(context), *(callbacks or [])], verbose=verbose,
     )
     for name, values in history.history.items():
