@@ -3,8 +3,8 @@
 #  1. Agrees with the committed results: run the pipeline, then compare with git (scripts/reproduce.py compare):
 #     byte for byte where this machine matches the committed provenance.json, else every number of metrics/ within
 #     the tolerances measured for a change of CPU (cllab/reproduction.py); a table names the numbers that moved.
-#  2. Deterministic here: rerun every stage of the first seed (plus prepare, evaluate, plot: every stage kind) and
-#     require byte-identical outputs (dvc.lock's hashes unchanged). Needs no commit from this machine.
+#  2. Deterministic here: rerun every stage of the first seed (plus check_params, prepare, evaluate, plot: every stage
+#     kind) and require byte-identical outputs (dvc.lock's hashes unchanged). Needs no commit from this machine.
 # Run it in a clean clone (it refuses uncommitted changes to the results, dvc.yaml files or params.yaml).
 #   bash scripts/check_reproduction.sh                 # dvc repro (from an empty cache this runs every stage)
 #   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~10 min more)
@@ -70,7 +70,7 @@ python scripts/reproduce.py compare "${compare_args[@]}" || status=1
 
 # 2. Deterministic here: every stage of the first seed again, forced; its outputs' hashes must not change.
 seed=$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['seeds'][0])")
-mapfile -t stages < <(dvc stage list --name-only | grep -E "^(prepare|evaluate|plot)$|@${seed}(-|$)")
+mapfile -t stages < <(dvc stage list --name-only | grep -E "^(check_params|prepare|evaluate|plot)$|@${seed}(-|$)")
 cp dvc.lock "$tmp/dvc.lock"
 start=$(date +%s)
 dvc repro --force --single-item "${stages[@]}" >"$tmp/rerun.log" 2>&1 || { cat "$tmp/rerun.log" >&2; exit 1; }

@@ -23,7 +23,7 @@ def seed_stages(seed: int, methods=METHODS) -> set[str]:
     return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}"} | {f"train_b@{seed}-{m}" for m in methods}
 
 
-ALL_STAGES = {"prepare", "evaluate", "plot"} | seed_stages(0)
+ALL_STAGES = {"check_params", "prepare", "evaluate", "plot"} | seed_stages(0)
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -156,8 +156,8 @@ def test_second_repro_is_a_no_op(project: Path):
 )
 def test_changing_one_param_reruns_only_what_depends_on_it(project: Path, param, value, invalidated, rerun):
     set_param(project, param, value)
-    assert changed_stages(project) == invalidated
-    assert ran_stages(dvc(project, "repro").stdout) == rerun
+    assert changed_stages(project) == invalidated | {"check_params"}  # it reads every key of the pipeline
+    assert ran_stages(dvc(project, "repro").stdout) == rerun | {"check_params"}
     assert changed_stages(project) == set()
 
 
@@ -169,19 +169,35 @@ def test_adding_a_method_runs_only_its_own_stages(project: Path):
     result = dvc(project, "repro")
     # importance@0 ran with these exact inputs and params at the start: DVC's run cache restores its anchors
     assert "Stage 'importance@0' is cached" in result.stdout
-    assert ran_stages(result.stdout) == {"importance@1", "train_b@0-mas", "train_b@1-mas", "evaluate", "plot"}
+    assert ran_stages(result.stdout) == {"check_params", "importance@1", "train_b@0-mas", "train_b@1-mas", "evaluate",
+                                         "plot"}
     assert changed_stages(project) == set()
 
 
-def test_unknown_method_stops_with_one_line_before_dvc_looks_for_its_files(project: Path):
-    set_param(project, "methods", ["none", "l2", "rwalk"])
+@pytest.mark.parametrize("param,value,message", [
+    ("methods", ["none", "l2", "rwalk"], "methods item 2 is 'rwalk', expected one of none, l2, ewc"),
+    ("train_b.ewc.lambda", -1, "train_b.ewc.lambda must be a finite number >= 0, got -1"),
+    ("seeds", [-1], "seeds item 0 is -1, expected an integer >= 0"),  # not argparse's usage lines
+    ("seeds", [], "seeds"),
+])
+def test_a_bad_value_stops_at_check_params_with_one_line_and_every_output_in_place(project: Path, param, value,
+                                                                                    message):
+    """DVC deletes a stage's outputs before it runs the stage, so the check must come before any other stage."""
+    outputs = ("models/0/anchors/none.npz", "models/0/theta_b/ewc.npz", "plots/curves/0/ewc.csv",
+               "dvclive/0/train_b_ewc", "evals/0/ewc.json", "metrics/headline/ewc.json", "report.md")
+    before = {name: sorted(p.read_bytes() for p in ([project / name] if (project / name).is_file()
+                                                      else (project / name).rglob("*.*"))) for name in outputs}
+    committed = (project / "params.yaml").read_text()
+    set_param(project, param, value)
     result = dvc(project, "repro", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "error: params.yaml: methods item 2 is 'rwalk', expected one of none, l2, ewc" in output
-    assert "No such file" not in output
-    set_param(project, "methods", METHODS)
-    dvc(project, "checkout")  # DVC removed the failed stage's outputs before running it; the cache has them
+    assert ran_stages(result.stdout) == {"check_params"}
+    assert f"error: params.yaml: {message}" in output and "No such file" not in output and "usage:" not in output
+    for name in outputs:
+        now = [project / name] if (project / name).is_file() else (project / name).rglob("*.*")
+        assert sorted(p.read_bytes() for p in now) == before[name], name
+    (project / "params.yaml").write_text(committed)
     assert changed_stages(project) == set()
 
 
@@ -204,7 +220,8 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
     _git(project, "branch", "-M", "main")
     _git(project, "checkout", "-qb", "stronger-l2")
     set_param(project, "train_b.l2.lambda", 2.0)
-    assert ran_stages(dvc(project, "repro").stdout) == {f"train_b@{s}-l2" for s in (0, 1)} | {"evaluate", "plot"}
+    assert ran_stages(dvc(project, "repro").stdout) == {f"train_b@{s}-l2" for s in (0, 1)} | {"check_params", "evaluate",
+                                                                                            "plot"}
 
     params_diff = json.loads(dvc(project, "params", "diff", "main", "--json").stdout)
     assert params_diff == {"params.yaml": {"train_b.l2.lambda": {"old": 0.5, "new": 2.0, "diff": 1.5}}}
@@ -266,7 +283,8 @@ def test_killed_stage_is_reported_changed_and_rerun(project: Path):
     assert not (project / "plots/curves/0/l2.csv").exists()
     assert not (project / "dvclive/0/train_b_l2").exists()
     assert "train_b@0-l2" in changed_stages(project)
-    assert ran_stages(dvc(project, "repro").stdout) == {"train_b@0-l2", "train_b@1-l2", "evaluate", "plot"}
+    assert ran_stages(dvc(project, "repro").stdout) == {"check_params", "train_b@0-l2", "train_b@1-l2", "evaluate",
+                                                        "plot"}
     assert changed_stages(project) == set()
 
 
@@ -278,7 +296,7 @@ def test_a_clone_pulls_every_result_from_a_remote_and_recomputes_nothing(root: P
                        "sweep.points": [{"method": "none", "lambda": 0}, {"method": "ewc", "lambda": 10}]}.items():
         set_param(project, key, value)
     swept = ran_stages(dvc(project, "repro", "sweep/dvc.yaml").stdout)
-    assert swept == {"sweep/dvc.yaml:width@8", "sweep/dvc.yaml:front"}
+    assert swept == {"sweep/dvc.yaml:check_params", "sweep/dvc.yaml:width@8", "sweep/dvc.yaml:front"}
     assert changed_stages(project) == set()  # plain `dvc status`: every pipeline of the repo
     remote = tmp_path / "team-remote"  # a local-directory remote; S3, GCS, SSH… work the same way
     dvc(project, "remote", "add", "-d", "team", str(remote))

@@ -42,7 +42,7 @@ def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytes
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], work)
     result = dvc(work, "repro", "sequence/dvc.yaml")
     assert ran_stages(result.stdout) == {f"sequence/dvc.yaml:{s}" for s in
-                                         ("run@0-none", "run@0-ewc", "run@0-replay", "joint@0", "report")}
+                                         ("check_params", "run@0-none", "run@0-ewc", "run@0-replay", "joint@0", "report")}
     return work
 
 
@@ -75,9 +75,10 @@ def test_one_lambda_reruns_that_method_and_the_report_only(project: Path):
     seed0 = project / "sequence/metrics/seeds/0"
     before = {m: (seed0 / f"{m}.json").read_bytes() for m in ("none", "ewc")}
     set_param(project, "sequence.method.ewc.lambda", 3)
-    assert changed_stages(project) == {"sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
+    assert changed_stages(project) == {"sequence/dvc.yaml:check_params", "sequence/dvc.yaml:run@0-ewc",
+                                       "sequence/dvc.yaml:report"}
     assert ran_stages(dvc(project, "repro", "sequence/dvc.yaml").stdout) == {
-        "sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
+        "sequence/dvc.yaml:check_params", "sequence/dvc.yaml:run@0-ewc", "sequence/dvc.yaml:report"}
     # seed by seed, a method that was not rerun does not move
     assert (seed0 / "none.json").read_bytes() == before["none"] and (seed0 / "ewc.json").read_bytes() != before["ewc"]
 
@@ -85,18 +86,20 @@ def test_one_lambda_reruns_that_method_and_the_report_only(project: Path):
 def test_adding_a_method_runs_only_it_and_the_report(project: Path):
     set_param(project, "sequence.methods", ["none", "ewc", "replay", "ewc_online"])
     assert ran_stages(dvc(project, "repro", "sequence/dvc.yaml").stdout) == {
-        "sequence/dvc.yaml:run@0-ewc_online", "sequence/dvc.yaml:report"}
+        "sequence/dvc.yaml:check_params", "sequence/dvc.yaml:run@0-ewc_online", "sequence/dvc.yaml:report"}
     assert (project / "sequence/metrics/headline/ewc_online.json").is_file()
 
 
-def test_a_bad_value_stops_before_any_training(project: Path):
+def test_a_bad_value_stops_at_check_params_with_every_output_in_place(project: Path):
     set_param(project, "sequence.methods", ["none", "ewc", "replay", "ewc_online"])  # as the test before leaves it
+    runs = {f: f.read_bytes() for f in (project / "sequence/runs/0").glob("*.json")}
     set_param(project, "sequence.method.ewc_online.gamma", 2)
     result = dvc(project, "repro", "sequence/dvc.yaml", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "sequence.method.ewc_online.gamma must be a number in [0, 1], got 2" in output
-    assert len(ran_stages(output)) == 1 and "task 1/" not in output  # the first stage stopped, before training
+    assert ran_stages(output) == {"sequence/dvc.yaml:check_params"} and "task 1/" not in output
+    assert len(runs) == 5 and all(f.read_bytes() == data for f, data in runs.items())  # DVC deleted none of them
     set_param(project, "sequence.method.ewc_online.gamma", 1.0)
 
 
@@ -121,7 +124,8 @@ def test_a_named_configuration_reads_the_keys_it_sets_from_its_own_file(
     overrides.write_text(PAPER.replace("LAMBDA", "100"))
     run(["git", "init", "-q"], tmp_path)
     stages = {f"sequence/paper/dvc.yaml:{s}" for s in ("run@0-none", "run@0-ewc", "joint@0", "report")}
-    assert ran_stages(dvc(tmp_path, "repro", "sequence/paper/dvc.yaml").stdout) == stages
+    check = "sequence/paper/dvc.yaml:check_params"
+    assert ran_stages(dvc(tmp_path, "repro", "sequence/paper/dvc.yaml").stdout) == stages | {check}
     ewc = json.loads((tmp_path / "sequence/paper/runs/0/ewc.json").read_text())
     assert ewc["lambda"] == 100 and len(ewc["R"]["test"]) == 2
     assert "MLP 1×16 (ReLU), adam learning rate 0.001" in (tmp_path / "sequence/paper/report.md").read_text()
@@ -132,6 +136,6 @@ def test_a_named_configuration_reads_the_keys_it_sets_from_its_own_file(
     set_param(tmp_path, "sequence.method.ewc.lambda", 7)
     assert changed_stages(tmp_path) == set()
     overrides.write_text(PAPER.replace("LAMBDA", "30"))
-    assert changed_stages(tmp_path) == {"sequence/paper/dvc.yaml:run@0-ewc", "sequence/paper/dvc.yaml:report"}
+    assert changed_stages(tmp_path) == {check, "sequence/paper/dvc.yaml:run@0-ewc", "sequence/paper/dvc.yaml:report"}
     set_param(tmp_path, "sequence.val_seed", 1)  # not overridden: read from params.yaml
-    assert changed_stages(tmp_path) == stages  # every run and joint (the report: by the λ above)
+    assert changed_stages(tmp_path) == stages | {check}  # every run and joint (the report: by the λ above)
