@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 from pathlib import Path
 from typing import Mapping
@@ -59,6 +60,10 @@ def network_reachable(host: tuple[str, int] = MNIST_HOST, timeout_s: float = 3.0
         return False
 
 
+def _not_an_unbuilt_folder(record: logging.LogRecord) -> bool:
+    return "has no dataset_info.json" not in record.getMessage()
+
+
 def load_mnist(raw_dir: str | Path, tfds_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """MNIST as {"train": (images uint8 [N,28,28], digits int64 [N]), "test": ...} via tfds.load.
 
@@ -78,10 +83,17 @@ def load_mnist(raw_dir: str | Path, tfds_dir: str | Path) -> dict[str, tuple[np.
     elif not builder.is_prepared() and not network_reachable():
         names = ", ".join(MNIST_FILES)
         raise DataError(f"MNIST is not in {raw_dir}/ and {MNIST_HOST[0]} is unreachable: put {names} in {raw_dir}/")
-    splits = tfds.load(
-        "mnist", data_dir=str(tfds_dir), split=["train", "test"], batch_size=-1, as_supervised=True,
-        shuffle_files=False, **kwargs,
-    )
+    # TFDS warns (through absl) that the folder it has just made for the build holds no dataset_info.json yet: the
+    # normal state before the first build, nothing for the user to do, so it is dropped.
+    absl_log = logging.getLogger("absl")
+    absl_log.addFilter(_not_an_unbuilt_folder)
+    try:
+        splits = tfds.load(
+            "mnist", data_dir=str(tfds_dir), split=["train", "test"], batch_size=-1, as_supervised=True,
+            shuffle_files=False, **kwargs,
+        )
+    finally:
+        absl_log.removeFilter(_not_an_unbuilt_folder)
     out = {}
     for name, (images, digits) in zip(("train", "test"), splits):
         out[name] = (np.asarray(images)[..., 0].astype(np.uint8), np.asarray(digits).astype(np.int64))
