@@ -2,8 +2,8 @@
 
 DVC deletes a stage's outputs before it runs the stage's command, so a bad value that the stage itself rejects would
 already have cost the workspace that stage's committed results (and a bad seed would meet argparse, not the schema).
-This stage writes nothing and depends on the whole params file(s), so it reruns (in well under a second, without
-TensorFlow) whenever a value changes; `dvc repro` and `dvc exp run` run it first, as the first stage of its dvc.yaml
+This stage writes nothing and depends on every params key its pipeline's stages read, so it reruns (in well under a
+second, without TensorFlow) whenever one of them changes; `dvc repro` and `dvc exp run` run it first, as the first stage of its dvc.yaml
 (with no dependencies, DVC takes independent stages in file order; tests/test_pipeline.py checks it), and stop at its
 one-line error with every other output in place."""
 
