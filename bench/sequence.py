@@ -2,7 +2,7 @@
 penalty costs against plain training (one collapsed quadratic vs one quadratic per past task), an epoch against the
 CPU's matmul floor, and where a run's time goes. Prints tables; asserts nothing.
 
-    python -m bench.sequence            # ~1 min on a quiet 2-core machine, ~4 min beside another job
+    python -m bench.sequence            # ~3 min on a quiet 2-core machine (12 rounds), more beside another job
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bench.run import gemm_gflops, table  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark of the permuted-MNIST sequence (prints tables).")
-    parser.add_argument("--rounds", type=int, default=6, help="epochs per case, the first a warm-up (at least 2)")
+    parser.add_argument("--rounds", type=int, default=12, help="epochs per case, the first a warm-up (at least 2)")
     rounds = parser.parse_args().rounds
     if rounds < 2:
         raise SystemExit(f"error: --rounds must be at least 2 (one warm-up epoch and one measured), got {rounds}")
@@ -29,10 +29,8 @@ def main() -> None:
     seq = params["sequence"]
     cli.start(params, 0)
     import keras
-    import numpy as np
-    import tensorflow as tf
 
-    from cllab import data, importance, methods, model, regularizers, sequence, training
+    from cllab import data, importance, methods, model, sequence, training
 
     imported = time.perf_counter()
     mnist = data.load_mnist(params["prepare"]["raw_dir"], params["prepare"]["tfds_dir"])
@@ -45,27 +43,7 @@ def main() -> None:
     past = seq["num_tasks"] - 1
     net = model.build_model(config)
     theta = model.get_weights(net)
-    rng = np.random.default_rng(0)
-    anchors = [{k: v + 0.01 * rng.normal(size=v.shape) for k, v in theta.items()} for _ in range(past)]
-    omegas = [{k: rng.uniform(0, 0.03, size=v.shape) for k, v in theta.items()} for _ in range(past)]
-
-    class SumOfPenalties:
-        """One QuadraticPenalty per past task, added up each step: the naive form of Kirkpatrick's penalty."""
-
-        def __init__(self):
-            self.parts = [regularizers.penalty_for(10.0, a, o) for a, o in zip(anchors, omegas)]
-
-        def __call__(self, weights):
-            return tf.add_n([p(weights) for p in self.parts])
-
-    carry = sequence.Carry("sum")
-    for a, o in zip(anchors, omegas):
-        carry.add(a, o)
-    cases = {
-        "plain fit (fine-tuning)": None,
-        f"EWC, {past} past tasks collapsed into one quadratic (what runs)": regularizers.penalty_for(10.0, *carry.quadratic()),
-        f"EWC, {past} quadratics summed each step (naive)": SumOfPenalties(),
-    }
+    cases = task_cases(theta, past, strength=10.0, seed=0)
     nets = {}
     for label, penalty in cases.items():
         keras.utils.set_random_seed(0)
@@ -82,9 +60,9 @@ def main() -> None:
     table(f"Training task {seq['num_tasks']} ({len(y):,} examples, batch {train['batch_size']}, "
           f"{config.hidden_layers}×{config.hidden_units}, {keras.config.floatx()}): {rounds - 1} rounds after a "
           f"warm-up, the cases' epochs in turn", ["case", "best epoch (s)", "examples/s", "throughput vs plain (best "
-                                                   "epochs)", "median of the rounds' ratios"],
-          [[label, min(t[1:]), len(y) / min(t[1:]), plain / min(t[1:]),
-            float(np.median(np.array(plain_times) / np.array(t[1:])))] for label, t in times.items()])
+                                                   "epochs)", "median of the rounds' ratios", "their middle half"],
+          [[label, min(t[1:]), len(y) / min(t[1:]), plain / min(t[1:]), *ratio_quartiles(plain_times, t[1:])]
+           for label, t in times.items()])
 
     gemm = max(gemm_gflops(dtype=keras.config.floatx()).values())
     h, layers = config.hidden_units, config.hidden_layers
@@ -135,6 +113,52 @@ def main() -> None:
     print(f"\nthe 20-minute target is {20 * 60 * gemm * 1e9 / total:.2f}× this floor; the plain epoch above runs at "
           f"{plain / epoch_floor:.2f}× it. Not counted: the Fisher and MAS passes (timed above), start-up, "
           f"SI's path integral and the penalty's element-wise work. Benchmark took {time.perf_counter() - start:.0f} s")
+
+
+def ratio_quartiles(plain: list[float], case: list[float]) -> tuple[float, str]:
+    """The median of the rounds' plain/case time ratios, and their 25th-75th percentiles as text: on a shared host
+    whose load comes and goes, one round's pair is taken under the same load, the best epochs need not be."""
+    import numpy as np
+
+    ratios = np.array(plain) / np.array(case)
+    low, median, high = np.percentile(ratios, [25, 50, 75])
+    return float(median), f"{low:.3f}-{high:.3f}"
+
+
+class SumOfPenalties:
+    """One QuadraticPenalty per past task, added up each step: the naive form of Kirkpatrick's penalty."""
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+        self.names, self.shapes = parts[0].names, parts[0].shapes  # what a model checks (cllab.model.Penalty)  # what a model checks (cllab.model.Penalty)
+
+    def __call__(self, weights):
+        import tensorflow as tf
+
+        return tf.add_n([p(weights) for p in self.parts])
+
+
+def task_cases(theta: dict, past: int, strength: float, seed: int) -> dict:
+    """The three ways to train the task after `past` tasks, by label: no penalty, the past tasks' quadratics collapsed
+    into one (what the runs use), and one quadratic per past task summed each step. The past anchors lie near θ and
+    their importances are random in [0, 0.03) (Fisher-like sizes), seeded."""
+    import numpy as np
+
+    from cllab import regularizers, sequence
+
+    rng = np.random.default_rng(seed)
+    anchors = [{k: v + 0.01 * rng.normal(size=v.shape) for k, v in theta.items()} for _ in range(past)]
+    omegas = [{k: rng.uniform(0, 0.03, size=v.shape) for k, v in theta.items()} for _ in range(past)]
+    carry = sequence.Carry("sum")
+    for a, o in zip(anchors, omegas):
+        carry.add(a, o)
+    return {
+        "plain fit (fine-tuning)": None,
+        f"EWC, {past} past tasks collapsed into one quadratic (what runs)":
+            regularizers.penalty_for(strength, *carry.quadratic()),
+        f"EWC, {past} quadratics summed each step (naive)":
+            SumOfPenalties([regularizers.penalty_for(strength, a, o) for a, o in zip(anchors, omegas)]),
+    }
 
 
 def seed_matmul_work(seq: dict, weights: int, sizes: dict[str, int]) -> list[tuple[str, float]]:

@@ -1,0 +1,44 @@
+"""The benchmarks' own cases stay runnable models, and what they compare is equal work: `bench/` asserts nothing and
+runs only by hand, so a change elsewhere (e.g. what a model asks of its penalty) could break it unnoticed."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from bench.sequence import ratio_quartiles, task_cases
+from cllab import model, training
+from cllab.runtime import set_precision
+
+
+def test_the_sequence_bench_cases_train_and_the_collapsed_penalty_steps_as_the_naive_sum():
+    """Each of bench.sequence's cases builds, compiles and fits; the collapsed quadratic and the per-task sum take the
+    same steps (equal gradients), and both differ from the plain fit's (the penalty does something)."""
+    set_precision("float64")  # as the runs; conftest restores the float type after the test
+    config = model.ModelConfig(hidden_units=8, hidden_layers=2, dropout=0.0, num_classes=10)
+    keras.utils.set_random_seed(0)
+    theta = model.get_weights(model.build_model(config))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((256, 28, 28)), rng.integers(0, 10, 256)
+    weights = {}
+    cases = task_cases(theta, past=3, strength=1000.0, seed=0)
+    assert len(cases) == 3 and list(cases.values())[0] is None
+    for label, penalty in cases.items():
+        keras.utils.set_random_seed(0)
+        net = model.compile_model(model.build_model(config, penalty=penalty), "sgd", 0.1)
+        model.set_weights(net, theta)
+        training.fit(net, x, y, epochs=1, batch_size=64, verbose=0)
+        weights[label] = model.get_weights(net)
+    plain, collapsed, naive = weights.values()
+    for name in theta:
+        np.testing.assert_allclose(collapsed[name], naive[name], rtol=1e-9, atol=1e-12)
+    assert any(not np.allclose(plain[n], collapsed[n]) for n in theta)
+
+
+def test_the_bench_ratio_is_taken_round_by_round():
+    """A slow round slows both cases of that round: the median of the per-round ratios stays 0.9 where the ratio of
+    best epochs (1.0 / 1.0) would say 1."""
+    plain, case = [1.0, 2.0, 2.0, 1.2, 2.4], [1.0 / 0.9, 2.0 / 0.9, 1.0, 1.2 / 0.9, 2.4 / 0.9]
+    median, middle = ratio_quartiles(plain, case)
+    assert median == pytest.approx(0.9) and middle == "0.900-0.900"
