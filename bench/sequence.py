@@ -130,7 +130,7 @@ class SumOfPenalties:
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
-        self.names, self.shapes = parts[0].names, parts[0].shapes  # what a model checks (cllab.model.Penalty)  # what a model checks (cllab.model.Penalty)
+        self.names, self.shapes = parts[0].names, parts[0].shapes  # what a model checks (cllab.model.Penalty)
 
     def __call__(self, weights):
         import tensorflow as tf
