@@ -254,9 +254,12 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    import keras
+    from cllab.cli import filtered_stderr
+
+    with filtered_stderr():  # TensorFlow's start-up lines (absl, oneDNN), hidden as the stages hide them
+        import keras
+        import tensorflow as tf
     import numpy as np
-    import tensorflow as tf
 
     from cllab import io
     from cllab.runtime import set_determinism
