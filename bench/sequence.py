@@ -103,8 +103,8 @@ def main() -> None:
     ])
     runs = len(seq["methods"]) + 1
     print(f"\nestimate: a run {start_up + n_tasks * per_task:.0f} s, ~{runs * (start_up + n_tasks * per_task) / 60:.0f} "
-          f"min per seed for {runs} runs (sequence.methods and joint, all at EWC's best epoch: a real seed takes longer, "
-          "as its epochs vary around the best, replay's batches are doubled and each fit has its set-up)")
+          f"min per seed for {runs} runs (sequence.methods and joint, all at EWC's best epoch: a real seed takes "
+          "longer, as its epochs vary around the best, replay's batches are doubled and each fit has its set-up)")
 
     rows = seed_matmul_work(seq, weights, {s: len(arrays[f"y_{s}"]) for s in ("train", "val", "test")})
     total = sum(flops for _, flops in rows)
