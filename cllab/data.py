@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import urllib.request
 from pathlib import Path
 from typing import Mapping
 
@@ -20,6 +21,8 @@ MNIST_FILES: dict[str, tuple[int, str]] = {
     "t10k-labels-idx1-ubyte.gz": (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
 }
 MNIST_HOST = ("storage.googleapis.com", 443)
+# Where TFDS' mnist builder downloads them from; CLLAB_MNIST_URL overrides it (a mirror, or the tests' local server).
+MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 TASK_DIGITS = {"a": (0, 2, 4, 6, 8), "b": (1, 3, 5, 7, 9)}
 NUM_CLASSES = 5
 SPLITS = ("train", "val", "test")
@@ -49,6 +52,44 @@ def check_raw_files(raw_dir: str | Path) -> bool:
         if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
             raise DataError(f"{path}: sha256 checksum mismatch (corrupt file: replace it with the original)")
     return True
+
+
+def fetch_raw_files(raw_dir: str | Path, base_url: str = MNIST_URL, timeout_s: float = 60.0) -> list[str]:
+    """Make raw_dir hold the four original MNIST files: each one present is verified, each one absent is downloaded
+    from `base_url` and verified before it is renamed into place. Returns the names downloaded.
+
+    A present file that is truncated or corrupt is a DataError naming it (it is not replaced: a file the user put
+    there is never overwritten); a failed download leaves nothing behind and says where to put the files instead."""
+    raw_dir = Path(raw_dir)
+    fetched = []
+    for name, (size, sha256) in MNIST_FILES.items():
+        path = raw_dir / name
+        if path.is_file():
+            _verify(path, path.read_bytes(), size, sha256,
+                    "`dvc checkout -f mnist` restores the verified copy from DVC's cache, or delete it and rerun to download it")
+            continue
+        url = base_url.rstrip("/") + "/" + name
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                body = response.read()
+        except (OSError, ValueError) as err:
+            names = ", ".join(MNIST_FILES)
+            raise DataError(f"{name} is not in {raw_dir}/ and cannot be downloaded from {url} ({err}): "
+                            f"put {names} in {raw_dir}/") from None
+        _verify(Path(url), body, size, sha256, "the server's copy is not the original file; nothing was written")
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        from cllab import io
+
+        io.write_bytes(path, body)
+        fetched.append(name)
+    return fetched
+
+
+def _verify(where: Path, body: bytes, size: int, sha256: str, fix: str) -> None:
+    if len(body) != size:
+        raise DataError(f"{where}: {len(body)} bytes, expected {size} (truncated or not the original file: {fix})")
+    if hashlib.sha256(body).hexdigest() != sha256:
+        raise DataError(f"{where}: sha256 checksum mismatch (corrupt or not the original file: {fix})")
 
 
 def network_reachable(host: tuple[str, int] = MNIST_HOST, timeout_s: float = 3.0) -> bool:
@@ -199,17 +240,23 @@ def permute_pixels(x: np.ndarray, order: np.ndarray) -> np.ndarray:
     return flat[:, order].reshape(x.shape)
 
 
+MEMORY_STREAM = 1  # the third word of the memory's seed: its draws are a stream of their own (see replay_buffer)
+
+
 def replay_buffer(
-    tasks: list[tuple[np.ndarray, np.ndarray]], per_task: int, seed: int
+    tasks: list[tuple[np.ndarray, np.ndarray]], per_task: int, seed: int, first_task: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Experience replay's memory: `per_task` examples of each past task (x, y) drawn without replacement by a
-    generator seeded by (seed, t), concatenated in task order (all of a task when it has fewer)."""
+    generator seeded by (seed, t, MEMORY_STREAM), where t = first_task + the task's index in `tasks`, concatenated in
+    task order (all of a task when it has fewer). The stream is the memory's own: the batch order of the same task
+    (ReplayBatches, seeded by the integer seed·1000 + t) never repeats its draws (an integer seed n and [n, 0] are
+    the same stream in NumPy, so seeding both by one integer once made the stored examples the task's first batches)."""
     if per_task < 1:
         raise ValueError(f"per_task must be >= 1, got {per_task}")
     xs, ys = [], []
     for t, (x, y) in enumerate(tasks):
         take = min(per_task, len(y))
-        rows = np.sort(np.random.default_rng([seed, t]).permutation(len(y))[:take])
+        rows = np.sort(np.random.default_rng([seed, first_task + t, MEMORY_STREAM]).permutation(len(y))[:take])
         xs.append(x[rows])
         ys.append(y[rows])
     if not xs:

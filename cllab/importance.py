@@ -270,7 +270,8 @@ def si_importance(
 ) -> dict[str, np.ndarray]:
     """SI importance from the accumulated path integral ω, the weights before (start) and after (end) task A, and ξ > 0.
 
-    Negative ω (steps that went uphill on the loss) give no importance.
+    Negative ω (steps that went uphill on the loss) give no importance: ω is clipped at 0. The penalty is
+    λ/2·Σ Ω(θ − θ*)², so λ/2 stands where Zenke et al. write c (λ = 2c).
     """
     if xi <= 0:
         raise ValueError(f"SI's xi must be > 0, got {xi}")

@@ -11,8 +11,8 @@ from cllab import methods as methods_lib
 from cllab.errors import LabError
 from cllab.methods import FISHER_KINDS  # noqa: F401  (re-exported: the kinds of Fisher a method can use)
 from cllab.schema import (
-    Spec, fraction, half_open_fraction, int_at_least, list_of_mappings, num_at_least, num_positive, one_of, problem, text,
-    unique_list_of,
+    Spec, fraction, half_open_fraction, int_at_least, list_of_mappings, num_at_least, num_positive, one_of, problem,
+    project_path, text, unique_list_of,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -39,7 +39,7 @@ def schema() -> dict[str, Any]:
         "seeds": unique_list_of(int_at_least(0)),
         "methods": unique_list_of(one_of(*two_task)),
         "runtime": {"threads": int_at_least(1), "precision": one_of(*PRECISIONS)},
-        "prepare": {"raw_dir": text(), "tfds_dir": text(), "val_fraction": fraction(), "val_seed": int_at_least(0)},
+        "prepare": {"raw_dir": project_path(), "tfds_dir": text(), "val_fraction": fraction(), "val_seed": int_at_least(0)},
         "model": {"hidden_units": int_at_least(1), "dropout": half_open_fraction()},
         "train_joint": TRAINING,
         "train_a": TRAINING,

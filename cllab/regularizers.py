@@ -111,7 +111,8 @@ def online_importance(
     accumulated: Mapping[str, np.ndarray] | None, new: Mapping[str, np.ndarray], gamma: float
 ) -> dict[str, np.ndarray]:
     """Online EWC's running importance F̃_t = γ·F̃_(t−1) + F_t, anchored at the latest θ (γ = 1: Huszár 2018's
-    correction of EWC; γ < 1: Schwarz et al. 2018's decay). `accumulated` None before the first task."""
+    correction of EWC; γ < 1: Schwarz et al. 2018's decay). `accumulated` None before the first task. The penalty
+    uses F̃_t as it is; Schwarz et al. multiply it by γ once more there, so λ here = γ·λ of their paper."""
     if not 0 <= gamma <= 1:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
     if accumulated is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import PurePosixPath, PureWindowsPath
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -66,6 +67,15 @@ def one_of(*choices: str) -> Spec:
 
 def text() -> Spec:
     return Spec(lambda v: isinstance(v, str) and v != "", "a non-empty string")
+
+
+def project_path() -> Spec:
+    """A relative path inside the project (a DVC output must be: DVC refuses one outside the repository)."""
+    def check(v: Any) -> bool:
+        return isinstance(v, str) and v != "" and not PurePosixPath(v).is_absolute() and not PureWindowsPath(v).drive \
+            and ".." not in PurePosixPath(v.replace("\\", "/")).parts
+
+    return Spec(check, "a relative path inside the project (no leading /, no ..)")
 
 
 def unique_list_of(item: Spec) -> Spec:

@@ -222,7 +222,7 @@ def run_method(name: str, tasks: PermutedTasks, settings: RunSettings,
             settings_for = methods.settings_for(name, settings.importance)
             carry.add(model.get_weights(net), importance.omega_function(method.omega)(source, settings_for))
         if method.replay:
-            memory.append(data.replay_buffer([(x, y)], int(settings.options["per_task"]), settings.seed * 1000 + t))
+            memory.append(data.replay_buffer([(x, y)], int(settings.options["per_task"]), settings.seed, first_task=t))
         omega_done = time.perf_counter()
         if settings.test:
             measured = [curve.rows[-1][f"acc_{j}"] for j in curve_tasks]  # the curve's last point is this model's

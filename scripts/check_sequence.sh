@@ -28,7 +28,7 @@ git ls-files -z | while IFS= read -r -d '' f; do
   case "$f" in sequence/runs/*|sequence/metrics/*|sequence/plots/*|sequence/report.md|sequence/dvc.lock|sequence/ci/*) continue ;; esac
   mkdir -p "$work/$(dirname "$f")" && cp -p "$f" "$work/$f"
 done
-ln -s "$PWD/data/raw" "$work/data/raw"
+cp -r data/raw "$work/data/raw"   # a copy, not a link: it is the mnist stage's output (DVC tracks it)
 [ -d data/tfds ] && cp -r data/tfds "$work/data/tfds"
 python scripts/reproduce.py override "$work/params.yaml" sequence/ci.yaml
 python scripts/reproduce.py provenance --out "$tmp/here.json" >/dev/null

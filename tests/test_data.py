@@ -104,3 +104,62 @@ def test_no_files_and_no_network_fails_within_seconds_saying_where_to_put_what(t
     message = str(err.value)
     assert "\n" not in message and str(tmp_path / "raw") in message
     assert all(name in message for name in data.MNIST_FILES)
+
+
+@pytest.fixture
+def mnist_server(mnist_dir, tmp_path):
+    """A real HTTP server on loopback serving a copy of the four files (a mirror, as CLLAB_MNIST_URL names one)."""
+    import functools
+    import http.server
+    import threading
+
+    served = _copy_raw(mnist_dir, tmp_path / "served")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_downloads_only_the_absent_files_and_verifies_each(mnist_dir, mnist_server, tmp_path):
+    served, url = mnist_server
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(mnist_dir / "t10k-labels-idx1-ubyte.gz", raw)
+    assert sorted(data.fetch_raw_files(raw, url)) == sorted(set(data.MNIST_FILES) - {"t10k-labels-idx1-ubyte.gz"})
+    assert all((raw / n).read_bytes() == (mnist_dir / n).read_bytes() for n in data.MNIST_FILES)
+    assert data.fetch_raw_files(raw, url) == []  # all there: nothing downloaded
+    assert sorted(p.name for p in raw.iterdir()) == sorted(data.MNIST_FILES)  # no temp file left
+
+
+def test_fetch_keeps_nothing_of_a_download_that_fails_its_checksum(mnist_server, tmp_path):
+    served, url = mnist_server
+    path = served / "train-labels-idx1-ubyte.gz"
+    blob = bytearray(path.read_bytes())
+    blob[100] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    raw = tmp_path / "raw"
+    with pytest.raises(data.DataError, match="train-labels-idx1-ubyte.gz: sha256 checksum mismatch"):
+        data.fetch_raw_files(raw, url)
+    assert not (raw / "train-labels-idx1-ubyte.gz").exists() and not list(raw.glob(".tmp-*"))
+
+
+def test_fetch_never_replaces_a_corrupt_local_file_and_says_how_to_restore_it(mnist_dir, mnist_server, tmp_path):
+    _, url = mnist_server
+    raw = _copy_raw(mnist_dir, tmp_path / "raw")
+    path = raw / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(data.DataError, match=r"1000 bytes, expected 9912422 .*dvc checkout -f mnist") as err:
+        data.fetch_raw_files(raw, url)
+    assert "\n" not in str(err.value) and path.stat().st_size == 1000
+
+
+def test_fetch_without_a_server_says_where_to_put_the_files(tmp_path):
+    with pytest.raises(data.DataError) as err:
+        data.fetch_raw_files(tmp_path / "raw", "http://127.0.0.1:9/")  # the discard port: nothing listens
+    message = str(err.value)
+    assert "\n" not in message and all(name in message for name in data.MNIST_FILES)
+    assert not (tmp_path / "raw").exists()

@@ -131,3 +131,57 @@ def test_a_missing_or_malformed_params_file_is_one_line_naming_it(tmp_path):
     bad.write_text("seeds: [0, 1\nmethods: [none]\n")
     with pytest.raises(params.ParamsError, match=r"params.yaml: not valid YAML at line \d+$"):
         params.load(bad)
+
+
+def _with(root, tmp_path, dotted: str, value) -> "Path":
+    """A copy of params.yaml with one key set (a missing parent is an error in the test, not the code)."""
+    loaded = yaml.safe_load((root / "params.yaml").read_text())
+    node = loaded
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(loaded, sort_keys=False))
+    return path
+
+
+def _cllab_check(root, params_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cllab", "check", "--params", str(params_path)], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cllab_check_passes_the_committed_params_for_every_pipeline(root):
+    done = _cllab_check(root, root / "params.yaml")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 3 and "sequence/paper/params.yaml" in done.stdout
+
+
+@pytest.mark.parametrize("dotted,value", [
+    ("seeds", 5), ("seeds", "abc"), ("methods", "ewc"), ("sweep.widths", 128), ("sequence.seeds", 3),
+    ("sequence.methods", "ewc"), ("prepare.raw_dir", "/tmp/raw"), ("prepare.raw_dir", "../raw"),
+])
+def test_cllab_check_names_a_scalar_where_dvc_expands_a_list_and_an_outside_raw_dir(root, tmp_path, dotted, value):
+    """DVC expands these lists into stage names before any stage runs and then fails with no key named (a scalar);
+    the raw directory is a DVC output and must be inside the project."""
+    done = _cllab_check(root, _with(root, tmp_path, dotted, value))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"error: params.yaml: {dotted} ") and len(done.stderr.splitlines()) == 1
+
+
+def test_check_params_writes_its_marker_only_when_every_value_is_valid(root, tmp_path):
+    """The marker every stage depends on: constant bytes on success (the committed ones), untouched on failure."""
+    committed = (root / "params.ok").read_bytes()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_bytes((root / "params.yaml").read_bytes())
+    env = {**__import__("os").environ, "PYTHONPATH": str(root)}
+    check = [sys.executable, "-m", "stages.check_params", "--out", "params.ok"]
+    done = subprocess.run(check, cwd=work, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (work / "params.ok").read_bytes() == committed
+    (work / "params.ok").write_bytes(b"kept\n")
+    _with(root, work, "train_b.ewc.lambda", -1)
+    done = subprocess.run(check, cwd=work, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and "train_b.ewc.lambda" in done.stderr
+    assert (work / "params.ok").read_bytes() == b"kept\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import MNIST_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ def seed_stages(seed: int, methods=METHODS) -> set[str]:
     return {f"train_joint@{seed}", f"train_a@{seed}", f"importance@{seed}"} | {f"train_b@{seed}-{m}" for m in methods}
 
 
-ALL_STAGES = {"check_params", "prepare", "evaluate", "plot"} | seed_stages(0)
+ALL_STAGES = {"check_params", "mnist", "prepare", "evaluate", "plot"} | seed_stages(0)
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -58,6 +59,14 @@ def copy_project(root: Path, dest: Path) -> None:
         shutil.copy2(root / name, dest / name)
 
 
+def put_mnist(mnist_dir: Path, dest: Path) -> None:
+    """The four MNIST files in the copy's data/raw/ (the default `prepare.raw_dir`): the mnist stage's output, which
+    must be inside the project (DVC tracks it)."""
+    (dest / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    for name in MNIST_NAMES:
+        shutil.copy2(mnist_dir / name, dest / "data" / "raw" / name)
+
+
 def set_param(cwd: Path, dotted: str, value) -> None:
     params = yaml.safe_load((cwd / "params.yaml").read_text())
     node = params
@@ -72,8 +81,9 @@ def set_param(cwd: Path, dotted: str, value) -> None:
 def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("project")
     copy_project(root, work)
+    put_mnist(mnist_dir, work)
     for key, value in {
-        "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 16,
+        "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 16,
         "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "importance.fisher.num_examples": 500,
         "train_b.ewc.lambda": 100, "train_b.ewc_sampled.lambda": 100, "train_b.ewc_empirical.lambda": 100,
         "train_b.si.lambda": 10, "train_b.mas.lambda": 0.1, "importance.mas.num_examples": 500, "plot.dpi": 40, "seeds": [0],

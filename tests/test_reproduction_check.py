@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_pipeline import copy_project, dvc, run, set_param
+from test_pipeline import copy_project, dvc, put_mnist, run, set_param
 
 from cllab import io
 
@@ -42,8 +42,9 @@ def recorded(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pyte
     work = tmp_path_factory.mktemp("recorded")
     copy_project(root, work)
     (work / "provenance.json").unlink(missing_ok=True)
+    put_mnist(mnist_dir, work)
     for key, value in {
-        "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 32,
+        "prepare.tfds_dir": str(tfds_dir), "model.hidden_units": 32,
         "train_joint.epochs": 1, "train_a.epochs": 1, "train_b.epochs": 1, "importance.fisher.num_examples": 500,
         "importance.mas.num_examples": 500, "plot.dpi": 40,
         # λ small enough that the regression below (a Fisher ~100x larger) does not diverge: lr·λ·max F < 2
@@ -91,10 +92,10 @@ def test_on_the_recording_machine_the_check_is_byte_for_byte(recorded: Path, tmp
 @pytest.mark.parametrize("path,old,new,moved", [
     # the exact Fisher without its p(y|x) weighting: every class's squared gradient counted in full
     ("cllab/importance.py", "        return probs.astype(np.float64)\n", "        return np.ones_like(probs, np.float64)\n",
-     "test.methods.ewc."),
+     "metrics/test.json:methods.ewc."),
     # task B's SGD with another learning rate than params.yaml says
     ("cllab/model.py", "keras.optimizers.SGD(learning_rate=learning_rate)", "keras.optimizers.SGD(learning_rate=3 * learning_rate)",
-     "test.methods.l2."),
+     "metrics/test.json:methods.l2."),
 ])
 def test_a_regression_in_the_code_fails_the_check_with_a_table_of_what_moved(recorded, tmp_path, path, old, new, moved):
     broken = copy_of(recorded, tmp_path / "broken")
@@ -128,6 +129,6 @@ def test_on_another_cpu_numbers_that_moved_within_the_tolerance_pass_and_beyond_
         assert "REPRODUCED within tolerance" in done.stdout and "(the bytes differ)" in done.stdout
     else:
         assert done.returncode == 1 and "NOT REPRODUCED: 1 of " in done.stderr, done.stdout + done.stderr
-        assert "test.methods.ewc.acc_a_after_b.mean" in done.stderr
+        assert "metrics/test.json:methods.ewc.acc_a_after_b.mean" in done.stderr
     same = sh(moved, sys.executable, "scripts/reproduce.py", "compare")
     assert same.returncode == 1 and "results must be byte-identical" in same.stdout

@@ -53,6 +53,22 @@ def test_replay_buffer_takes_a_seeded_sample_of_each_past_task():
         data.replay_buffer([], per_task=10, seed=0)
 
 
+def test_replay_memory_draws_a_stream_of_its_own_not_the_batch_order_of_its_task():
+    """Task t's stored examples are drawn by (seed, t) apart from the order in which ReplayBatches feeds task t
+    (seed·1000 + t): with one stream the memory was exactly the examples of the task's first batch."""
+    from cllab.sequence import ReplayBatches
+
+    x, y = np.arange(1000.0)[:, None], np.arange(1000)
+    for seed, t in [(0, 0), (0, 3), (2, 1)]:
+        stored, _ = data.replay_buffer([(x, y)], per_task=64, seed=seed, first_task=t)
+        batches = ReplayBatches(x, y, (x[:5], y[:5]), batch_size=64, seed=seed * 1000 + t)
+        first_batch = batches[0][0][:64, 0]
+        assert len(set(stored[:, 0]) & set(first_batch)) < 16  # ~4 by chance (64·64/1000), not 64
+        np.testing.assert_array_equal(stored, data.replay_buffer([(x, y)], per_task=64, seed=seed, first_task=t)[0])
+    assert not np.array_equal(data.replay_buffer([(x, y)], 64, 0, first_task=1)[0],
+                              data.replay_buffer([(x, y)], 64, 0, first_task=2)[0])
+
+
 def _pairs(count: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     shapes = {"hidden/kernel": (6, 4), "hidden/bias": (4,)}

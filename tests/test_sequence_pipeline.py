@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline import changed_stages, dvc, ran_stages, run, set_param
+from test_pipeline import changed_stages, dvc, put_mnist, ran_stages, run, set_param
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,9 @@ def copy_sources(root: Path, dest: Path, keep: tuple[str, ...]) -> None:
 def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("sequence_project")
     copy_sources(root, work, keep=("sequence/dvc.yaml",))  # only the sequence's pipeline here
+    put_mnist(mnist_dir, work)
     for key, value in {
-        "prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "sequence.seeds": [0],
+        "prepare.tfds_dir": str(tfds_dir), "sequence.seeds": [0],
         "sequence.methods": ["none", "ewc", "replay"], "sequence.num_tasks": 2, "sequence.curve_tasks": 2,
         "sequence.model.hidden_units": 16, "sequence.train.epochs": 1, "sequence.importance.fisher.num_examples": 500,
         "plot.dpi": 40,
@@ -117,7 +118,8 @@ def test_a_named_configuration_reads_the_keys_it_sets_from_its_own_file(
     """sequence/paper/dvc.yaml: the stages of sequence/dvc.yaml with --overrides sequence/paper/params.yaml. A key the
     file sets is tracked there (params.yaml's value of it reruns nothing); the others come from params.yaml."""
     copy_sources(root, tmp_path, keep=("sequence/paper/dvc.yaml", "sequence/paper/params.yaml"))
-    for key, value in {"prepare.raw_dir": str(mnist_dir), "prepare.tfds_dir": str(tfds_dir), "sequence.num_tasks": 2,
+    put_mnist(mnist_dir, tmp_path)
+    for key, value in {"prepare.tfds_dir": str(tfds_dir), "sequence.num_tasks": 2,
                        "sequence.curve_tasks": 2, "sequence.importance.fisher.num_examples": 500, "plot.dpi": 40}.items():
         set_param(tmp_path, key, value)
     overrides = tmp_path / "sequence" / "paper" / "params.yaml"
