@@ -31,12 +31,21 @@ SETTINGS: dict[str, tuple[dict[str, str], int]] = {
     "1 thread": ({}, 1),
 }
 DEFAULT = [f"float64:{name}" for name in SETTINGS] + ["float32:native", "float32:AVX2", "float32:SSE41"]
+# the metrics whose largest per-seed difference the table reports (the reproduction check compares every result file)
+METRICS = ("metrics/test.json", "metrics/validation.json", "metrics/test_per_seed.csv",
+           "metrics/validation_per_seed.csv")
+
+
+def metrics_of(work: Path) -> dict:
+    """Every number of METRICS in a run's copy, by '<file>:<key>'."""
+    from cllab import reproduction
+
+    return {name: value for path in METRICS
+            for name, value in reproduction.file_values(path, (work / path).read_bytes()).values.items()}
 
 
 def run_setting(work: Path, precision: str, setting: str, epochs: int, tfds_dir: Path) -> tuple[float, dict, dict]:
     """dvc repro of one seed under a setting; returns seconds, {file: sha256} of models/ and evals/, and the metrics."""
-    from scripts.reproduce import RESULTS, numbers
-
     env_extra, threads = SETTINGS[setting]
     _copy_project(work)
     _set_params(work, seeds=[0], runtime__precision=precision, runtime__threads=threads,
@@ -51,7 +60,7 @@ def run_setting(work: Path, precision: str, setting: str, epochs: int, tfds_dir:
         raise RuntimeError(f"{precision}:{setting}: dvc repro failed\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     hashes = {str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
               for folder in ("models", "evals") for p in sorted((work / folder).rglob("*")) if p.suffix in (".npz", ".json")}
-    return seconds, hashes, numbers(lambda path: (work / path).read_text(), RESULTS)
+    return seconds, hashes, metrics_of(work)
 
 
 def main() -> None:

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Prove that the committed results reproduce, on this machine whatever its CPU. Two checks, both must pass:
-#  1. Agrees with the committed results: run the pipeline, then compare with git (scripts/reproduce.py compare):
-#     byte for byte where this machine matches the committed provenance.json, else every number of metrics/ within
-#     the tolerances measured for a change of CPU (cllab/reproduction.py); a table names the numbers that moved.
-#  2. Deterministic here: rerun every stage of the first seed (plus check_params, prepare, evaluate, plot: every stage
+#  1. Agrees with the committed results: run the pipeline, then compare with git (scripts/reproduce.py compare) every
+#     result file the pipeline commits, as dvc.yaml lists them (every `cache: false` output, metric and plot: metrics/,
+#     plots/, dvclive/, report.md; sweep/dvc.yaml's too with --with-sweep) and dvc.lock: byte for byte where this
+#     machine matches the committed provenance.json, else every number of every JSON/CSV/TSV result within the
+#     tolerance measured for a change of CPU for its kind (cllab/reproduction.py; images, Markdown and dvc.lock are
+#     then only listed when their bytes differ). A result file missing here or not committed fails, naming it; a table
+#     names the file and key of each number that moved.
+#  2. Deterministic here: rerun every stage of the first seed (plus check_params, mnist, prepare, evaluate, plot: every
 #     kind) and require byte-identical outputs (dvc.lock's hashes unchanged). Needs no commit from this machine.
 # Run it in a clean clone (it refuses uncommitted changes to the results, dvc.yaml files or params.yaml).
 #   bash scripts/check_reproduction.sh                 # dvc repro (from an empty cache this runs every stage)
@@ -26,11 +30,20 @@ for a in "$@"; do
     *) echo "check_reproduction: unknown option $a (expected --with-sweep, --force or --record)" >&2; exit 2 ;;
   esac
 done
-checked=(dvc.lock metrics provenance.json)
-[ "$with_sweep" = 1 ] && checked+=(sweep/dvc.lock sweep/front.csv)
-if [ "$record" = 0 ] && [ -n "$(git status --porcelain --untracked-files=no -- "${checked[@]}" dvc.yaml sweep/dvc.yaml params.yaml)" ]; then
-  echo "check_reproduction: ${checked[*]}, the dvc.yaml files or params.yaml have uncommitted changes; commit or stash them first" >&2
-  exit 2
+if [ "$record" = 0 ]; then
+  # what compare compares (the committed outputs the dvc.yaml files declare, their lock files) and the provenance
+  pipelines=()
+  [ "$with_sweep" = 1 ] && pipelines+=(--with-sweep)
+  mapfile -t checked < <(python scripts/reproduce.py outputs "${pipelines[@]}")
+  [ "${#checked[@]}" -gt 1 ] || { echo "check_reproduction: could not list the pipeline's outputs" >&2; exit 2; }
+  checked+=(provenance.json)
+  watched=("${checked[@]}" dvc.yaml sweep/dvc.yaml params.yaml)
+  if [ -n "$(git status --porcelain --untracked-files=no -- "${watched[@]}")" ]; then
+    echo "check_reproduction: the results (the committed outputs, dvc.lock, provenance.json), the dvc.yaml files or" \
+      "params.yaml have uncommitted changes; commit or stash them first:" >&2
+    git status --short --untracked-files=no -- "${watched[@]}" | head -20 >&2 || true
+    exit 2
+  fi
 fi
 
 tmp=$(mktemp -d)
@@ -47,7 +60,7 @@ if [ "$with_sweep" = 1 ]; then
   echo "dvc repro sweep/dvc.yaml took $(( $(date +%s) - start )) s"
 fi
 if [ "$record" = 1 ]; then
-  echo "recorded: commit ${checked[*]}, plots/, dvclive/ and report.md"
+  echo "recorded: commit dvc.lock, provenance.json and the outputs of dvc.yaml (metrics/, plots/, dvclive/, report.md)"
   exit 0
 fi
 
@@ -70,7 +83,7 @@ python scripts/reproduce.py compare "${compare_args[@]}" || status=1
 
 # 2. Deterministic here: every stage of the first seed again, forced; its outputs' hashes must not change.
 seed=$(python -c "import yaml; print(yaml.safe_load(open('params.yaml'))['seeds'][0])")
-mapfile -t stages < <(dvc stage list --name-only | grep -E "^(check_params|prepare|evaluate|plot)$|@${seed}(-|$)")
+mapfile -t stages < <(dvc stage list --name-only | grep -E "^(check_params|mnist|prepare|evaluate|plot)$|@${seed}(-|$)")
 cp dvc.lock "$tmp/dvc.lock"
 start=$(date +%s)
 dvc repro --force --single-item "${stages[@]}" >"$tmp/rerun.log" 2>&1 || { cat "$tmp/rerun.log" >&2; exit 1; }

@@ -1,23 +1,33 @@
 """The reproduction check's two halves and its measuring tool (scripts/check_reproduction.sh runs them):
 
   python scripts/reproduce.py provenance [--out provenance.json]  # this machine's facts (what decides the bytes)
-  python scripts/reproduce.py compare [--rev HEAD] [--with-sweep]  # results here vs committed, byte or tolerance
+  python scripts/reproduce.py compare [--rev HEAD] [--with-sweep] [--pipeline P ...]  # results here vs committed
+  python scripts/reproduce.py outputs [--rev HEAD] [--with-sweep] [--pipeline P ...]  # the committed outputs compared
   python scripts/reproduce.py spread DIR DIR [DIR ...]             # largest differences between result sets
   python scripts/reproduce.py override PARAMS OVERRIDES              # apply nested overrides to a params file (a copy)
   python scripts/reproduce.py compare-sequence --dir DIR [--here P]  # a small sequence run vs sequence/ci/
 
-`compare` is byte for byte where this machine matches the committed provenance.json, and within
-cllab.reproduction.TOLERANCES (per precision) elsewhere; it exits 1 with a table of the numbers that moved.
+`compare` compares every result file a pipeline commits to git: the outputs, metrics and plots with `cache: false` of
+the stages of ./dvc.yaml (or of each `--pipeline`, e.g. sequence/dvc.yaml; `--with-sweep` adds sweep/dvc.yaml), as
+DVC resolves them at --rev, directories expanded to their files, plus the pipeline's dvc.lock. No list of files is
+kept here: an output added to a dvc.yaml is compared from then on. Where this machine matches the committed
+provenance.json, every such file must be byte-identical to --rev (a table names the numbers that differ). Elsewhere
+every number of every JSON, CSV, TSV and YAML result file (JSON leaves, list items included; CSV/TSV cells by row and
+column; DVCLive's logs included) must agree within cllab.reproduction.TOLERANCES of its kind (per precision; kinds:
+cllab.reproduction.kind_in) and every text value exactly; the files whose bytes differ are listed, images, Markdown
+and lock files only listed (their bytes follow the numbers' last bits). Both modes fail on a file committed but
+missing here or here but not committed, naming it; it exits 1 with a table naming the file and key of each number
+that moved. One provenance.json (the project's) stands for every pipeline's results.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,25 +36,92 @@ from cllab import params as params_lib  # noqa: E402
 from cllab import provenance, reproduction  # noqa: E402
 
 PROVENANCE = "provenance.json"
-# result file -> how to read its numbers (JSON leaves, or CSV cells keyed by the listed columns)
-RESULTS = {
-    "metrics/test.json": ("test", None),
-    "metrics/validation.json": ("validation", None),
-    "metrics/test_per_seed.csv": ("per_seed.test", ("seed", "method")),
-    "metrics/validation_per_seed.csv": ("per_seed.validation", ("seed", "method")),
-}
-SWEEP_RESULTS = {"sweep/front.csv": ("per_seed.sweep", ("method", "optimizer", "hidden_units", "lambda"))}
-BYTE_CHECKED = ["dvc.lock", "metrics"]
-SWEEP_BYTE_CHECKED = ["sweep/dvc.lock", "sweep/front.csv"]
+PIPELINE = "dvc.yaml"             # the default pipeline (`dvc repro`)
+SWEEP_PIPELINE = "sweep/dvc.yaml"  # the λ sweep, on demand (--with-sweep)
 
 
-def numbers(read: Callable[[str], str], files: dict) -> dict:
-    """All numbers of the result files, read through `read(path) -> text`."""
-    out = {}
-    for path, (prefix, keys) in files.items():
-        text = read(path)
-        out.update(reproduction.json_numbers(text, prefix) if keys is None else reproduction.csv_numbers(text, prefix, keys))
-    return out
+def pipeline_outputs(rev: str, pipelines: list[str], root: Path = ROOT) -> list[str]:
+    """The outputs committed to git (`cache: false` outs, metrics and plots) of every stage of `pipelines` as DVC
+    resolves them at `rev` (templating, matrices, wdir), as paths in the project, and each pipeline's lock file."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    paths: list[str] = []
+    for pipeline in pipelines:
+        if posixpath.basename(pipeline) != "dvc.yaml":
+            raise SystemExit(f"reproduce: {pipeline} is not a pipeline file (expected a path ending in dvc.yaml)")
+    try:
+        with Repo(str(root), rev=rev) as repo:
+            for pipeline in pipelines:
+                stages = repo.stage.collect(repo.fs.join(repo.root_dir, pipeline))
+                paths += [posixpath.relpath(out.fs_path, repo.root_dir)
+                          for stage in stages for out in stage.outs if not out.use_cache]
+                paths.append(posixpath.join(posixpath.dirname(pipeline), "dvc.lock"))
+    except DvcException as err:
+        raise SystemExit(f"reproduce: the pipelines {', '.join(pipelines)} at {rev}: {err}") from None
+    return list(dict.fromkeys(paths))
+
+
+def git(*args: str, root: Path = ROOT) -> str:
+    """Run git in `root` (paths taken literally, never as patterns) and return its output."""
+    done = subprocess.run(["git", "--literal-pathspecs", *args], cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"reproduce: git {' '.join(args[:3])} ...: {done.stderr.strip()}")
+    return done.stdout
+
+
+def committed_files(rev: str, outputs: list[str], root: Path = ROOT) -> list[str]:
+    """The files of `outputs` (files or directories) committed at `rev`."""
+    return git("ls-tree", "-r", "-z", "--name-only", rev, "--", *outputs, root=root).split("\0")[:-1] if outputs else []
+
+
+def files_here(outputs: list[str], root: Path = ROOT) -> list[str]:
+    """The files of `outputs` in the work tree: tracked or new, not ignored by git."""
+    listed = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *outputs, root=root)
+    return [f for f in dict.fromkeys(listed.split("\0")[:-1]) if (root / f).is_file()] if outputs else []
+
+
+class GitBlobs:
+    """Files as committed at a revision, read through one `git cat-file --batch` process."""
+
+    def __init__(self, rev: str, root: Path = ROOT):
+        self.rev = rev
+        self.proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+
+    def read(self, path: str) -> bytes | None:
+        """The file's bytes at the revision, None if it has no such file."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(f"{self.rev}:{path}\n".encode())
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().split()
+        if len(header) != 3 or header[1] != b"blob":
+            return None
+        data = self.proc.stdout.read(int(header[2]))
+        self.proc.stdout.read(1)  # the newline after the contents
+        return data
+
+    def __enter__(self) -> GitBlobs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def reader_in(directory: Path) -> reproduction.Reader:
+    """Read result files under `directory` (None where there is no such file)."""
+    def read(path: str) -> bytes | None:
+        target = directory / path
+        return target.read_bytes() if target.is_file() else None
+    return read
+
+
+def pipelines_of(args: argparse.Namespace) -> list[str]:
+    """The pipelines named on the command line: --pipeline (default ./dvc.yaml), and the sweep with --with-sweep."""
+    chosen = list(args.pipeline or [PIPELINE])
+    return chosen + ([SWEEP_PIPELINE] if args.with_sweep and SWEEP_PIPELINE not in chosen else [])
 
 
 def git_show(rev: str, path: str) -> str:
@@ -52,13 +129,6 @@ def git_show(rev: str, path: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"reproduce: {path} is not committed at {rev} ({done.stderr.strip()})")
     return done.stdout
-
-
-def read_here(path: str) -> str:
-    try:
-        return (ROOT / path).read_text()
-    except FileNotFoundError:
-        raise SystemExit(f"reproduce: {path} is missing here (run dvc repro first)") from None
 
 
 def here_provenance(path: Path | None) -> dict:
@@ -83,47 +153,47 @@ def cmd_provenance(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     recorded = json.loads(git_show(args.rev, PROVENANCE))
     here = here_provenance(args.here)
-    files = {**RESULTS, **(SWEEP_RESULTS if args.with_sweep else {})}
-    byte_paths = BYTE_CHECKED + (SWEEP_BYTE_CHECKED if args.with_sweep else [])
-    identical = subprocess.run(["git", "diff", "--quiet", args.rev, "--", *byte_paths], cwd=ROOT).returncode == 0
-    committed = numbers(lambda p: git_show(args.rev, p), files)
-    precision = recorded["runtime"]["precision"]
-    tolerances = reproduction.tolerances(precision, int(committed.get("test.seeds") or 1))
-    diffs = reproduction.compare(committed, numbers(read_here, files), tolerances)
-    moved = reproduction.moved_table(diffs)
+    pipelines = pipelines_of(args)
+    outputs = pipeline_outputs(args.rev, pipelines)
+    files = sorted(set(committed_files(args.rev, outputs)) | set(files_here(outputs)))
+    with GitBlobs(args.rev) as blobs:
+        result = reproduction.compare_trees(blobs.read, reader_in(ROOT), files, recorded["runtime"]["precision"])
     apart = provenance.differences(recorded, here)
+    scope = f"every committed output of {', '.join(pipelines)} and {'its' if len(pipelines) == 1 else 'their'} dvc.lock"
     if not apart:
-        print(f"this machine matches {PROVENANCE}: results must be byte-identical ({', '.join(byte_paths)})")
-        if identical:
-            print(f"REPRODUCED: {', '.join(byte_paths)} are byte-identical to {args.rev}")
-            return 0
-        print(f"NOT REPRODUCED: the results differ from {args.rev} on a machine that matches its provenance",
-              file=sys.stderr)
-        subprocess.run(["git", "--no-pager", "diff", "--stat", args.rev, "--", *byte_paths], cwd=ROOT)
-        print(moved or "(no metric beyond its tolerance: the bytes moved, the numbers barely)", file=sys.stderr)
-        return 1
-    print(f"this machine differs from {PROVENANCE} in:")
-    for key, was, now in apart:
-        print(f"  {key}: {was!r} -> {now!r}")
-    spread = reproduction.spread_by_kind(diffs)
-    print(f"largest differences ({precision} results): " + ", ".join(f"{k} {v:.4f} (allowed {tolerances[k]:.4g})"
-                                               for k, v in sorted(spread.items())))
-    if moved:
-        print(f"NOT REPRODUCED: {sum(not d.ok for d in diffs)} of {len(diffs)} numbers moved beyond what a change of "
-              f"CPU does:\n{moved}", file=sys.stderr)
-        return 1
-    print(f"REPRODUCED within tolerance: all {len(diffs)} numbers agree with {args.rev} "
-          f"({'and the bytes are identical too' if identical else 'the bytes differ'})")
+        print(f"this machine matches {PROVENANCE}: results must be byte-identical ({scope})")
+    else:
+        print(f"this machine differs from {PROVENANCE} in:")
+        for key, was, now in apart:
+            print(f"  {key}: {was!r} -> {now!r}")
+        print(f"so every number of {scope} must agree within its tolerance")
+    ok, out, err = reproduction.verdict(result, byte_mode=not apart, rev=args.rev)
+    for line in out:
+        print(line)
+    for line in err:
+        print(line, file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    """Print the committed outputs (as dvc.yaml declares them, directories unexpanded) and lock files compared."""
+    print("\n".join(pipeline_outputs(args.rev, pipelines_of(args))))
     return 0
 
 
 def cmd_spread(args: argparse.Namespace) -> int:
-    sets = {d: numbers(lambda p, d=d: (Path(d) / p).read_text(), RESULTS) for d in args.dirs}
+    """The largest differences per kind of number between result sets (directories holding the outputs of ./dvc.yaml
+    at --rev, e.g. copies of the project after dvc repro on different hosts), the first against each other."""
+    outputs = pipeline_outputs(args.rev, [PIPELINE])
+    files = committed_files(args.rev, outputs)
     first, *others = args.dirs
     total: dict[str, float] = {}
     for other in others:
-        spread = reproduction.spread_by_kind(reproduction.compare(sets[first], sets[other]))
-        print(f"{first} vs {other}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(spread.items())))
+        result = reproduction.compare_trees(reader_in(Path(first)), reader_in(Path(other)), files, "float64")
+        spread = reproduction.spread_by_kind(result.diffs)
+        absent = len(result.missing_here) + len(result.not_committed)
+        print(f"{first} vs {other}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(spread.items()))
+              + (f" ({absent} result files on one side only, not compared)" if absent else ""))
         for k, v in spread.items():
             total[k] = max(total.get(k, 0.0), v)
     print("largest: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(total.items())))
@@ -200,11 +270,16 @@ def main() -> int:
     p = sub.add_parser("provenance", help="this machine's provenance as JSON")
     p.add_argument("--out", type=Path, help=f"write it here (e.g. {PROVENANCE}) instead of printing it")
     c = sub.add_parser("compare", help="the results here against a commit's")
-    c.add_argument("--rev", default="HEAD")
-    c.add_argument("--with-sweep", action="store_true", help="also the λ sweep's table")
+    u = sub.add_parser("outputs", help="the committed outputs `compare` compares (as dvc.yaml declares them)")
+    for command in (c, u):
+        command.add_argument("--rev", default="HEAD")
+        command.add_argument("--with-sweep", action="store_true", help=f"also {SWEEP_PIPELINE}'s outputs")
+        command.add_argument("--pipeline", action="append", metavar="DVC_YAML",
+                             help=f"a pipeline file whose outputs to compare (repeatable; default {PIPELINE})")
     c.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
-    s = sub.add_parser("spread", help="largest differences between result sets (directories holding metrics/)")
+    s = sub.add_parser("spread", help="largest differences between result sets (directories holding the outputs)")
     s.add_argument("dirs", nargs="+")
+    s.add_argument("--rev", default="HEAD", help=f"whose {PIPELINE} lists the result files")
     o = sub.add_parser("override", help="apply an overrides file to a params file (used on a temporary copy)")
     o.add_argument("params", type=Path)
     o.add_argument("overrides", type=Path, help="YAML of params.yaml keys, nested like it, e.g. sequence/ci.yaml")
@@ -212,8 +287,8 @@ def main() -> int:
     q.add_argument("--dir", type=Path, required=True, help="the run's sequence/ directory")
     q.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
     args = parser.parse_args()
-    return {"provenance": cmd_provenance, "compare": cmd_compare, "spread": cmd_spread, "override": cmd_override,
-            "compare-sequence": cmd_compare_sequence}[args.command](args)
+    return {"provenance": cmd_provenance, "compare": cmd_compare, "outputs": cmd_outputs, "spread": cmd_spread,
+            "override": cmd_override, "compare-sequence": cmd_compare_sequence}[args.command](args)
 
 
 if __name__ == "__main__":
