@@ -66,7 +66,7 @@ def fetch_raw_files(raw_dir: str | Path, base_url: str = MNIST_URL, timeout_s: f
         path = raw_dir / name
         if path.is_file():
             _verify(path, path.read_bytes(), size, sha256,
-                    "`dvc checkout -f mnist` restores the verified copy from DVC's cache, or delete it and rerun to download it")
+                    "`dvc checkout -f mnist` restores the verified copy where DVC's cache has it, or delete it and rerun to download it")
             continue
         url = base_url.rstrip("/") + "/" + name
         try:
