@@ -75,9 +75,27 @@ def _validate(node: Any, schema: dict[str, Any], where: str) -> None:
             raise ParamsError(f"params.yaml: {path} {problem(spec, value)}")
 
 
+def _validate_sweep(sweep: dict[str, Any]) -> None:
+    """What the sweep's lists must also be: each point's λ one its method allows, and no point or optimizer twice."""
+    for i, point in enumerate(sweep["points"]):
+        spec = methods_lib.get(point["method"]).lambda_spec
+        if not spec.check(point["lambda"]):
+            raise ParamsError(f"params.yaml: sweep.points item {i} ({point['method']}): lambda must be {spec.expect}, "
+                              f"got {point['lambda']!r}")
+    for key in ("points", "optimizers"):
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(sweep[key]):
+            same = repr(sorted(entry.items()))
+            if same in seen:
+                raise ParamsError(f"params.yaml: sweep.{key} item {i} repeats item {seen[same]} ({entry!r}), expected "
+                                  f"each {key[:-1]} once")
+            seen[same] = i
+
+
 def validate(params: dict[str, Any]) -> dict[str, Any]:
     """Check every key, type and range of a params mapping; return it unchanged or raise ParamsError."""
     _validate(params, schema(), "")
+    _validate_sweep(params["sweep"])
     return params
 
 

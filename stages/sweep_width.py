@@ -22,15 +22,6 @@ def main() -> None:
     sweep, cfg_a, cfg_b = params["sweep"], params["train_a"], params["train_b"]
     if args.width < 1:
         raise SystemExit(f"error: --width must be >= 1, got {args.width}")
-    seen = set()
-    for point in sweep["points"]:  # each point once, with a λ its method allows (fine-tuning: 0)
-        spec = methods_lib.get(point["method"]).lambda_spec
-        if not spec.check(point["lambda"]):
-            raise SystemExit(f"error: params.yaml: sweep.points: {point['method']} lambda {point['lambda']!r} must be "
-                             f"{spec.expect}")
-        if (point["method"], point["lambda"]) in seen:
-            raise SystemExit(f"error: params.yaml: sweep.points: {point['method']} lambda {point['lambda']} appears twice")
-        seen.add((point["method"], point["lambda"]))
     seed, runtime = sweep["seed"], params["runtime"]
     cli.start(params, seed)
     from cllab import data, importance, io, model, runtime as runtime_lib, training

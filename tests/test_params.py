@@ -170,11 +170,14 @@ def test_cllab_check_names_a_scalar_where_dvc_expands_a_list_and_an_outside_raw_
 
 
 def test_check_params_writes_its_marker_only_when_every_value_is_valid(root, tmp_path):
-    """The marker every stage depends on: constant bytes on success (the committed ones), untouched on failure."""
+    """The marker every stage depends on: constant bytes on success (the committed ones), untouched on failure, also
+    for a bad value of the paper configuration (every pipeline's check reads both files)."""
     committed = (root / "params.ok").read_bytes()
     work = tmp_path / "work"
     work.mkdir()
     (work / "params.yaml").write_bytes((root / "params.yaml").read_bytes())
+    (work / "sequence" / "paper").mkdir(parents=True)
+    (work / "sequence" / "paper" / "params.yaml").write_bytes((root / "sequence/paper/params.yaml").read_bytes())
     env = {**__import__("os").environ, "PYTHONPATH": str(root)}
     check = [sys.executable, "-m", "stages.check_params", "--out", "params.ok"]
     done = subprocess.run(check, cwd=work, capture_output=True, text=True, timeout=60, env=env)
@@ -184,4 +187,9 @@ def test_check_params_writes_its_marker_only_when_every_value_is_valid(root, tmp
     _with(root, work, "train_b.ewc.lambda", -1)
     done = subprocess.run(check, cwd=work, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 1 and "train_b.ewc.lambda" in done.stderr
+    assert (work / "params.ok").read_bytes() == b"kept\n"
+    _with(root, work, "train_b.ewc.lambda", 100)
+    (work / "sequence" / "paper" / "params.yaml").write_text("sequence:\n  methods: [none]\n")
+    done = subprocess.run(check, cwd=work, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and done.stderr.startswith("error: ") and "sequence.seeds" in done.stderr
     assert (work / "params.ok").read_bytes() == b"kept\n"
