@@ -49,11 +49,11 @@ def changed_stages(cwd: Path) -> set[str]:
 def copy_project(root: Path, dest: Path) -> None:
     """The project's source files (tracked or new, not ignored), without any results and without the on-demand
     pipelines (sweep/dvc.yaml: the last test adds it, with a grid small enough to run; sequence/dvc.yaml: see
-    tests/test_sequence_pipeline.py)."""
+    tests/test_sequence_pipeline.py) but with sequence/paper/params.yaml, which every check_params reads."""
     files = run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split()
     for name in files:
         if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/", "sweep/", "sequence/")) \
-                or not (root / name).is_file():
+                and name != "sequence/paper/params.yaml" or not (root / name).is_file():
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dest / name)
@@ -306,7 +306,8 @@ def test_a_clone_pulls_every_result_from_a_remote_and_recomputes_nothing(root: P
                        "sweep.points": [{"method": "none", "lambda": 0}, {"method": "ewc", "lambda": 10}]}.items():
         set_param(project, key, value)
     swept = ran_stages(dvc(project, "repro", "sweep/dvc.yaml").stdout)
-    assert swept == {"sweep/dvc.yaml:check_params", "sweep/dvc.yaml:width@8", "sweep/dvc.yaml:front"}
+    # ./dvc.yaml's check too: the sweep's stages read its outputs, and every check reads the whole params.yaml
+    assert swept == {"check_params", "sweep/dvc.yaml:check_params", "sweep/dvc.yaml:width@8", "sweep/dvc.yaml:front"}
     assert changed_stages(project) == set()  # plain `dvc status`: every pipeline of the repo
     remote = tmp_path / "team-remote"  # a local-directory remote; S3, GCS, SSH… work the same way
     dvc(project, "remote", "add", "-d", "team", str(remote))
