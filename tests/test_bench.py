@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from bench.precision import fingerprint, measure
 from bench.sequence import ratio_quartiles, task_cases
 from cllab import model, training
 from cllab.runtime import set_precision
@@ -42,3 +43,19 @@ def test_the_bench_ratio_is_taken_round_by_round():
     plain, case = [1.0, 2.0, 2.0, 1.2, 2.4], [1.0 / 0.9, 2.0 / 0.9, 1.0, 1.2 / 0.9, 2.4 / 0.9]
     median, middle = ratio_quartiles(plain, case)
     assert median == pytest.approx(0.9) and middle == "0.900-0.900"
+
+
+def test_the_precision_bench_trains_its_model_and_fingerprints_the_weights_deterministically():
+    """bench.precision's measurement on a tiny model: the same run twice gives the same fingerprint, float32 another
+    one, and the fingerprint changes with any weight's last bit."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((256, 28, 28)), rng.integers(0, 10, 256)
+    set_precision("float64")  # conftest restores the float type after the test
+    first, again = measure(x, y, epochs=2, units=8), measure(x, y, epochs=2, units=8)
+    assert len(first["seconds"]) == 2 and len(first["fingerprint"]) == 64
+    assert first["fingerprint"] == again["fingerprint"]
+    set_precision("float32")
+    assert measure(x.astype(np.float32), y, epochs=2, units=8)["fingerprint"] != first["fingerprint"]
+    weights = {"w": np.array([1.0, 2.0])}
+    nudged = {"w": np.nextafter(weights["w"], 3.0)}
+    assert fingerprint(weights) != fingerprint(nudged)
