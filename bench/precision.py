@@ -1,11 +1,12 @@
 """Which precision is both fast and the same bytes on every CPU, for the three-scenario study's model (issue 30): the
 784-400-400-10 MLP trained with Adam (lr 0.001, batch 128) on MNIST's training images for a few epochs, in float64,
 in float32, and in float32 with oneDNN's ops off (TF_ENABLE_ONEDNN_OPTS=0: TF's own Eigen kernels, compiled rather
-than dispatched by the CPU's ISA). Each setting runs in its own process (TF reads the variable at import) and prints
+than dispatched by the CPU's ISA), and both precisions with oneDNN told to use only AVX2 (ONEDNN_MAX_CPU_ISA: the
+kernels another CPU would run). Each setting runs in its own process (TF reads the variable at import) and prints
 its best epoch and the SHA-256 fingerprint of the weights after training. Fingerprints equal across hosts make a
 setting reproducible: record this table per host in bench/README.md. Prints tables; asserts nothing.
 
-    python -m bench.precision                  # 3 settings × 4 epochs of 60,000 images, ~6 min on 2 cores
+    python -m bench.precision                  # 5 settings × 4 epochs of 60,000 images, ~8 min on 2 cores
     python -m bench.precision --epochs 2 --examples 10000
 """
 
@@ -28,6 +29,8 @@ SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
     "float64": ("float64", {}),
     "float32": ("float32", {}),
     "float32, oneDNN off": ("float32", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "float32, oneDNN as on an AVX2 CPU": ("float32", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),  # another CPU, emulated
+    "float64, oneDNN as on an AVX2 CPU": ("float64", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
 }
 
 
