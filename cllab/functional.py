@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import keras
 import tensorflow as tf
 
 
@@ -31,3 +32,26 @@ def agem_project(gradients: Sequence[tf.Tensor], reference: Sequence[tf.Tensor])
     norm = tf.add_n([tf.reduce_sum(r * r) for r in reference])
     scale = tf.where((dot < 0) & (norm > 0), dot / tf.where(norm > 0, norm, tf.ones_like(norm)), tf.zeros_like(dot))
     return [g - scale * r for g, r in zip(gradients, reference)]
+
+
+class LiveUnitsCrossEntropy(keras.losses.Loss):
+    """Keras loss (from logits) over the live output units only: the softmax runs over `units` (the task's head in
+    task-incremental learning, the digits seen so far in class-incremental; cllab.scenarios), so the dead units get
+    no gradient and cannot out-vote the live ones. Labels are unit indices (y = digit). All units live: the plain
+    sparse cross-entropy. Keras reduces it over the batch (and applies sample weights) as for its own losses."""
+
+    def __init__(self, units: Sequence[int], name: str = "cross_entropy") -> None:
+        units = sorted(int(u) for u in units)
+        if not units or len(set(units)) != len(units) or units[0] < 0:
+            raise ValueError(f"the live units must be distinct indices >= 0, got {units}")
+        super().__init__(name=name)
+        self.units = units
+
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        units = tf.constant(self.units, tf.int32)
+        logits = tf.gather(y_pred, units, axis=-1)
+        labels = tf.searchsorted(units, tf.reshape(tf.cast(y_true, tf.int32), [-1]))
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    def get_config(self) -> dict:
+        return {"units": self.units, "name": self.name}
