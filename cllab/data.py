@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import socket
 import urllib.request
@@ -45,12 +46,7 @@ def check_raw_files(raw_dir: str | Path) -> bool:
     if missing:
         raise DataError(f"{raw_dir}/ has only some MNIST files: missing {', '.join(missing)}")
     for name, (size, sha256) in MNIST_FILES.items():
-        path = raw_dir / name
-        actual = path.stat().st_size
-        if actual != size:
-            raise DataError(f"{path}: {actual} bytes, expected {size} (truncated or not the original file)")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
-            raise DataError(f"{path}: sha256 checksum mismatch (corrupt file: replace it with the original)")
+        _verify(str(raw_dir / name), (raw_dir / name).read_bytes(), size, sha256, "replace it with the original")
     return True
 
 
@@ -65,18 +61,18 @@ def fetch_raw_files(raw_dir: str | Path, base_url: str = MNIST_URL, timeout_s: f
     for name, (size, sha256) in MNIST_FILES.items():
         path = raw_dir / name
         if path.is_file():
-            _verify(path, path.read_bytes(), size, sha256,
+            _verify(str(path), path.read_bytes(), size, sha256,
                     "`dvc checkout -f mnist` restores the verified copy where DVC's cache has it, or delete it and rerun to download it")
             continue
         url = base_url.rstrip("/") + "/" + name
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
                 body = response.read()
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, http.client.HTTPException) as err:  # IncompleteRead: a cut-off download
             names = ", ".join(MNIST_FILES)
             raise DataError(f"{name} is not in {raw_dir}/ and cannot be downloaded from {url} ({err}): "
                             f"put {names} in {raw_dir}/") from None
-        _verify(Path(url), body, size, sha256, "the server's copy is not the original file; nothing was written")
+        _verify(url, body, size, sha256, "the server's copy is not the original file; nothing was written")
         raw_dir.mkdir(parents=True, exist_ok=True)
         from cllab import io
 
@@ -85,7 +81,8 @@ def fetch_raw_files(raw_dir: str | Path, base_url: str = MNIST_URL, timeout_s: f
     return fetched
 
 
-def _verify(where: Path, body: bytes, size: int, sha256: str, fix: str) -> None:
+def _verify(where: str, body: bytes, size: int, sha256: str, fix: str) -> None:
+    """DataError naming `where` (a path or URL) unless `body` has the original file's size and SHA-256."""
     if len(body) != size:
         raise DataError(f"{where}: {len(body)} bytes, expected {size} (truncated or not the original file: {fix})")
     if hashlib.sha256(body).hexdigest() != sha256:

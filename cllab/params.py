@@ -82,14 +82,15 @@ def _validate_sweep(sweep: dict[str, Any]) -> None:
         if not spec.check(point["lambda"]):
             raise ParamsError(f"params.yaml: sweep.points item {i} ({point['method']}): lambda must be {spec.expect}, "
                               f"got {point['lambda']!r}")
-    for key in ("points", "optimizers"):
-        seen: dict[str, int] = {}
+    # each point writes {method}_{λ:g}_{optimizer}.json (stages/sweep_width.py): two entries that name the same file
+    # are one point (0 and 0.0 alike); two optimizers of one name would overwrite each other's files
+    for key, identity in (("points", lambda e: (e["method"], f"{e['lambda']:g}")), ("optimizers", lambda e: e["name"])):
+        seen: dict[Any, int] = {}
         for i, entry in enumerate(sweep[key]):
-            same = repr(sorted(entry.items()))
-            if same in seen:
-                raise ParamsError(f"params.yaml: sweep.{key} item {i} repeats item {seen[same]} ({entry!r}), expected "
-                                  f"each {key[:-1]} once")
-            seen[same] = i
+            if identity(entry) in seen:
+                raise ParamsError(f"params.yaml: sweep.{key} item {i} repeats item {seen[identity(entry)]} "
+                                  f"({entry!r}), expected each {key[:-1]} once")
+            seen[identity(entry)] = i
 
 
 def validate(params: dict[str, Any]) -> dict[str, Any]:

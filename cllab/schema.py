@@ -72,10 +72,12 @@ def text() -> Spec:
 def project_path() -> Spec:
     """A relative path inside the project (a DVC output must be: DVC refuses one outside the repository)."""
     def check(v: Any) -> bool:
-        return isinstance(v, str) and v != "" and not PurePosixPath(v).is_absolute() and not PureWindowsPath(v).drive \
-            and ".." not in PurePosixPath(v.replace("\\", "/")).parts
+        if not isinstance(v, str) or v.strip() != v or PurePosixPath(v).is_absolute() or PureWindowsPath(v).drive:
+            return False
+        parts = PurePosixPath(v.replace("\\", "/")).parts
+        return bool(parts) and ".." not in parts and "." not in parts
 
-    return Spec(check, "a relative path inside the project (no leading /, no ..)")
+    return Spec(check, "a relative path to a folder inside the project (no leading /, no . or .., no spaces around)")
 
 
 def unique_list_of(item: Spec) -> Spec:

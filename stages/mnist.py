@@ -1,6 +1,6 @@
 """Stage mnist: the four original MNIST files in `prepare.raw_dir`, verified by size and SHA-256, downloaded first
-where absent (from TFDS' source, or $CLLAB_MNIST_URL). Its output is that directory (`persist`, `cache: false`: the
-files are git-ignored and never deleted by DVC), so a truncated, corrupt or replaced file changes the pipeline's
+where absent (from TFDS' source, or $CLLAB_MNIST_URL). Its output is that directory (`persist`: never deleted by
+DVC; git-ignored and DVC-cached, so `dvc checkout -f mnist` restores it and temporary experiments get it), so a truncated, corrupt or replaced file changes the pipeline's
 status: `dvc status` reports it and `dvc repro` reruns this stage, which stops with one line naming the file before
 any stage that reads MNIST starts (the prepared data and every result stay as they were)."""
 

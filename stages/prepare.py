@@ -18,7 +18,7 @@ def main() -> None:
     try:
         mnist = data.load_mnist(p["raw_dir"], p["tfds_dir"])
     except data.DataError as err:  # only where the mnist stage was skipped (`dvc repro --single-item prepare`)
-        raise data.DataError(f"{err} (DVC removed {args.out_dir}/ before this stage ran: `dvc checkout prepare` "
+        raise data.DataError(f"{err} (DVC removed {args.out_dir}/task_*.npz before this stage ran: `dvc checkout prepare` "
                              f"restores the prepared data)") from None
     tasks = data.split_tasks(mnist, p["val_fraction"], p["val_seed"])
     for task, arrays in tasks.items():

@@ -193,3 +193,16 @@ def test_check_params_writes_its_marker_only_when_every_value_is_valid(root, tmp
     done = subprocess.run(check, cwd=work, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 1 and done.stderr.startswith("error: ") and "sequence.seeds" in done.stderr
     assert (work / "params.ok").read_bytes() == b"kept\n"
+
+
+@pytest.mark.parametrize("dotted,value,message", [
+    ("sweep.points", [{"method": "none", "lambda": 0}, {"method": "none", "lambda": 0.0}],
+     "sweep.points item 1 repeats item 0"),  # one output file, {method}_{λ:g}_{optimizer}.json
+    ("sweep.points", [{"method": "none", "lambda": 1}], "sweep.points item 0 (none): lambda must be 0"),
+    ("sweep.optimizers", [{"name": "sgd", "learning_rate": 0.02}, {"name": "sgd", "learning_rate": 0.1}],
+     "sweep.optimizers item 1 repeats item 0"),  # one name: the second would overwrite the first's files
+])
+def test_the_sweep_rejects_points_and_optimizers_that_would_share_an_output_file(root, tmp_path, dotted, value,
+                                                                                  message):
+    done = _cllab_check(root, _with(root, tmp_path, dotted, value))
+    assert done.returncode == 1 and done.stderr.startswith(f"error: params.yaml: {message}"), done.stderr
