@@ -50,7 +50,10 @@ class LiveUnitsCrossEntropy(keras.losses.Loss):
     def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         units = tf.constant(self.units, tf.int32)
         logits = tf.gather(y_pred, units, axis=-1)
-        labels = tf.searchsorted(units, tf.reshape(tf.cast(y_true, tf.int32), [-1]))
+        digits = tf.reshape(tf.cast(y_true, tf.int32), [-1])
+        labels = tf.searchsorted(units, digits)
+        tf.debugging.assert_equal(tf.gather(units, tf.minimum(labels, len(self.units) - 1)), digits,
+                                  message="a label is not a live unit")
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
     def get_config(self) -> dict:

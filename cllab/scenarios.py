@@ -135,15 +135,19 @@ class ClassBalancedMemory:
         self._samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # class -> (x, y) in drawn order
 
     def add(self, x: np.ndarray, y: np.ndarray, classes: np.ndarray | None = None) -> None:
-        """Store a sample of each class of (x, y); `classes` says which class each row is (default: y itself)."""
+        """Store a sample of each class of (x, y); `classes` says which class each row is (default: y itself).
+        Nothing is stored if one of them is stored already."""
         classes = np.asarray(y if classes is None else classes)
-        for c in np.unique(classes):
-            if int(c) in self._samples:
-                raise ValueError(f"class {int(c)} is stored already")
+        new = [int(c) for c in np.unique(classes)]
+        again = [c for c in new if c in self._samples]
+        if again:
+            raise ValueError(f"class {again[0]} is stored already")
+        each = self.budget(len(self._samples) + len(new))  # the same for every class stored so far
+        for c in new:
             rows = np.flatnonzero(classes == c)
-            order = np.random.default_rng([self.seed, int(c), MEMORY_STREAM]).permutation(len(rows))
-            keep = rows[order[:self.budget(len(self._samples) + len(np.unique(classes)))]]
-            self._samples[int(c)] = x[keep], y[keep]
+            order = np.random.default_rng([self.seed, c, MEMORY_STREAM]).permutation(len(rows))
+            keep = rows[order[:each]]
+            self._samples[c] = x[keep], y[keep]
 
     def budget(self, classes: int) -> int:
         """Examples kept per class when `classes` classes are stored."""

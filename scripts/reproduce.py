@@ -95,11 +95,11 @@ class GitBlobs:
         self.proc.stdin.write(f"{self.rev}:{path}\n".encode())
         self.proc.stdin.flush()
         header = self.proc.stdout.readline().split()
-        if len(header) != 3 or header[1] != b"blob":
+        if len(header) != 3:  # "<rev>:<path> missing": no body follows
             return None
-        data = self.proc.stdout.read(int(header[2]))
+        data = self.proc.stdout.read(int(header[2]))  # a tree's body too, so the stream stays in step
         self.proc.stdout.read(1)  # the newline after the contents
-        return data
+        return data if header[1] == b"blob" else None
 
     def __enter__(self) -> GitBlobs:
         return self

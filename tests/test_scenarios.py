@@ -83,7 +83,8 @@ def test_class_balanced_memory_stores_as_many_of_each_class_and_shrinks_by_prefi
     assert all(np.all((mx[my == c, 0] >= 100 * c) & (mx[my == c, 0] < 100 * (c + 1))) for c in range(3))
 
     budget = ClassBalancedMemory(seed=0, total=60)
-    budget.add(x[:200], digits[:200])  # two classes: 30 each
+    budget.add(x[:200], digits[:200])  # two classes in one call: 30 each
+    assert np.bincount(budget.arrays()[1]).tolist() == [30, 30]
     before = budget.arrays()[0][:30, 0].copy()
     budget.add(x[200:], digits[200:])  # three: 20 each, the earlier classes keep a prefix of their sample
     bx, by = budget.arrays()
@@ -97,8 +98,9 @@ def test_class_balanced_memory_stores_as_many_of_each_class_and_shrinks_by_prefi
     labelled = ClassBalancedMemory(seed=0, per_class=5)
     labelled.add(x[:200], digits[:200] % 2, classes=digits[:200])  # domain-IL: balanced by digit, labels kept
     assert np.bincount(labelled.arrays()[1]).tolist() == [5, 5]
-    with pytest.raises(ValueError, match="stored already"):
-        labelled.add(x[:10], digits[:10])
+    with pytest.raises(ValueError, match="class 0 is stored already"):
+        labelled.add(x, digits)  # classes 0 and 1 again, 2 new: nothing is stored
+    assert np.bincount(labelled.arrays()[1]).tolist() == [5, 5] and 2 not in labelled._samples
 
 
 def test_agem_projects_a_gradient_that_would_raise_the_memory_loss_and_leaves_others_untouched():
@@ -170,6 +172,8 @@ def test_the_live_units_loss_is_the_cross_entropy_of_the_live_units_softmax_and_
     assert float(every) == pytest.approx(-np.mean(full[np.arange(5), digits]), rel=1e-12)
     with pytest.raises(ValueError, match="distinct"):
         functional.LiveUnitsCrossEntropy([1, 1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a live unit"):  # label 0 is not unit 4 or 5
+        functional.LiveUnitsCrossEntropy(units)(tf.constant([0, 4, 5, 4, 5]), tf.constant(logits))
 
 
 def test_a_model_trained_with_the_live_units_loss_leaves_the_dead_units_weights_as_they_were():
