@@ -6,7 +6,7 @@ kernels another CPU would run). Each setting runs in its own process (TF reads t
 its best epoch and the SHA-256 fingerprint of the weights after training. Fingerprints equal across hosts make a
 setting reproducible: record this table per host in bench/README.md. Prints tables; asserts nothing.
 
-    python -m bench.precision                  # 5 settings × 4 epochs of 60,000 images, ~8 min on 2 cores
+    python -m bench.precision                  # 5 settings × 4 epochs of 60,000 images, ~2 min on 2 cores
     python -m bench.precision --epochs 2 --examples 10000
 """
 
