@@ -3,7 +3,8 @@
 Each pipeline's check_params stage runs this check before any of its stages (stages/check_params.py). A few keys come
 before any stage: DVC reads them while it builds the graph from the dvc.yaml files, and a bad value there stops DVC
 itself with a message that names no key (nothing has run or been deleted): `seeds`, `methods`, `sweep.widths`,
-`sequence.seeds` and `sequence.methods` (and the paper configuration's seeds and methods), expanded into stage names
+`sequence.seeds` and `sequence.methods` (and the paper configuration's seeds and methods), `scenarios.seeds`,
+`scenarios.scenarios` and `scenarios.methods`, expanded into stage names
 (a scalar: `ERROR: unexpected error - 'Value' object is not iterable`), and `prepare.raw_dir`, a path in the graph
 (a number, null or list). This command names the key. It prints one line per pipeline configuration checked, or the
 first bad value.
@@ -16,14 +17,16 @@ import sys
 from pathlib import Path
 
 from cllab import params as params_lib
-from cllab import seqparams
+from cllab import scenparams, seqparams
 
 PAPER = "sequence/paper/params.yaml"
-# What each pipeline file checks: (overrides file or None, whether the `sequence` section is read)
+# What each pipeline file checks: (overrides file or None, which section beside the shared ones is read: the
+# `sequence` section (True), none (False) or "scenarios")
 CONFIGURATIONS = {
     "dvc.yaml and sweep/dvc.yaml": (None, False),
     "sequence/dvc.yaml": (None, True),
     "sequence/paper/dvc.yaml": (PAPER, True),
+    "scenarios/dvc.yaml": (None, "scenarios"),
 }
 # Keys an overrides file must set itself: its dvc.yaml expands them into stage names (its vars come from that file)
 MATRIX_KEYS = ("seeds", "methods")
@@ -33,7 +36,9 @@ def check(path: str | Path = "params.yaml", root: str | Path = ".") -> list[str]
     """One line per configuration that passed; ParamsError (one line naming the key) at the first bad value."""
     done = []
     for name, (overrides, sequence) in CONFIGURATIONS.items():
-        if not sequence:
+        if sequence == "scenarios":
+            scenparams.load(path)
+        elif not sequence:
             params_lib.load(path)
         elif overrides is None:
             seqparams.load(path)

@@ -1,4 +1,4 @@
-"""What methods that are not a penalty on the weights add to a training step: LwF's distillation of the old model's
+"""What methods that are not a penalty on the weights add to a training step, and the masking of dead output units: LwF's distillation of the old model's
 outputs (Li & Hoiem 2017: regularising the function, not the parameters) and A-GEM's projection of the gradient on
 a memory's (Chaudhry et al. 2019). TensorFlow ops, for use inside a Keras train_step; each takes and returns
 tensors (or lists of them, in the model's weight order)."""
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import keras
 import tensorflow as tf
 
 
@@ -34,27 +33,11 @@ def agem_project(gradients: Sequence[tf.Tensor], reference: Sequence[tf.Tensor])
     return [g - scale * r for g, r in zip(gradients, reference)]
 
 
-class LiveUnitsCrossEntropy(keras.losses.Loss):
-    """Keras loss (from logits) over the live output units only: the softmax runs over `units` (the task's head in
-    task-incremental learning, the digits seen so far in class-incremental; cllab.scenarios), so the dead units get
-    no gradient and cannot out-vote the live ones. Labels are unit indices (y = digit). All units live: the plain
-    sparse cross-entropy. Keras reduces it over the batch (and applies sample weights) as for its own losses."""
+MASKED = -1e9  # the logit of a unit that is not live: exp(MASKED − max) is exactly 0 in float32 and float64
 
-    def __init__(self, units: Sequence[int], name: str = "cross_entropy") -> None:
-        units = sorted(int(u) for u in units)
-        if not units or len(set(units)) != len(units) or units[0] < 0:
-            raise ValueError(f"the live units must be distinct indices >= 0, got {units}")
-        super().__init__(name=name)
-        self.units = units
 
-    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
-        units = tf.constant(self.units, tf.int32)
-        logits = tf.gather(y_pred, units, axis=-1)
-        digits = tf.reshape(tf.cast(y_true, tf.int32), [-1])
-        labels = tf.searchsorted(units, digits)
-        tf.debugging.assert_equal(tf.gather(units, tf.minimum(labels, len(self.units) - 1)), digits,
-                                  message="a label is not a live unit")
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-
-    def get_config(self) -> dict:
-        return {"units": self.units, "name": self.name}
+def mask_units(logits: tf.Tensor, live: tf.Tensor) -> tf.Tensor:
+    """`logits` with the units where `live` is False set to MASKED: a softmax (a cross-entropy, a distillation) over
+    the result is one over the live units only, and the dead units get no gradient (tf.where passes none to them).
+    `live` broadcasts against `logits`: one row of units for all, or one per row (a head per task)."""
+    return tf.where(live, logits, tf.constant(MASKED, logits.dtype))

@@ -7,9 +7,10 @@ Adding a penalty method means one `Method` entry here, its Ω function in cllab.
 `experiments=("two_task",)` keeps it out of the sequence). Params validation, the importance stages, train_b,
 the sequence runs, evaluate, the plots, the reports and the tests read this table; no dvc.yaml names a method.
 
-Two experiments read it: the two-task study (dvc.yaml) and the permuted-MNIST sequence (sequence/dvc.yaml). A
-method says which it belongs to (`experiments`) and, for sequences, how the importances of past tasks carry over
-to the next task (`carry`) and whether it replays stored examples (`replay`).
+Three experiments read it: the two-task study (dvc.yaml), the permuted-MNIST sequence (sequence/dvc.yaml) and split
+MNIST in three scenarios (scenarios/dvc.yaml, params.yaml `scenarios.method.<name>.<scenario>`). A method says which
+it belongs to (`experiments`), how the importances of past tasks carry over to the next task (`carry`), and what a
+method that is not a penalty adds to each training step (`replay`, `memory`, `distill`).
 
 No TensorFlow here: params validation uses it and must answer in milliseconds.
 """
@@ -29,7 +30,7 @@ FISHER_SETTINGS = MappingProxyType({
 })
 SUBSET_SETTINGS = MappingProxyType({"num_examples": all_or_int(), "batch_size": int_at_least(1)})
 
-EXPERIMENTS = ("two_task", "sequence")
+EXPERIMENTS = ("two_task", "sequence", "scenarios")
 # How a sequence's penalty for task t+1 is made from the (θ_s, Ω_s) of the tasks s ≤ t learned so far:
 CARRIES = (
     "sum",     # one penalty per past task, Σ_s Ω_s(θ − θ_s)² (Kirkpatrick et al. 2017), trained as one collapsed quadratic
@@ -51,7 +52,11 @@ class Method:
     lambda_spec: what its λ may be; lambda_grid: the λ values scripts/select_lambda.py tries on validation data.
     experiments: the experiments it runs in (EXPERIMENTS); carry: how a sequence combines the Ω's of past tasks
     (CARRIES); options: the method's own keys beside `lambda` in params.yaml's `sequence.method.<name>` (γ of online
-    carrying, replay's buffer size); replay: whether each batch mixes in stored examples of past tasks.
+    carrying, replay's buffer size); replay: whether each batch mixes in stored examples of past tasks (the
+    permuted-MNIST sequence's per-task memory). For the three scenarios (cllab/incremental.py), what a method that
+    is not a penalty adds to each training step: memory 'replay' (train on a class-balanced memory too) or
+    'project' (A-GEM: project the gradient on the memory's), distill (LwF: λ times the distillation loss against the
+    model after the previous task).
     """
 
     name: str
@@ -68,9 +73,13 @@ class Method:
     carry: str = "sum"
     options: Mapping[str, Spec] = field(default_factory=dict)
     replay: bool = False
+    memory: str | None = None
+    distill: bool = False
 
 
 SEQUENCE_ONLY = ("sequence",)
+SCENARIOS_ONLY = ("scenarios",)
+MEMORY = MappingProxyType({"per_class": int_at_least(1)})
 
 # In the order of params.yaml's method lists (two-task `methods`, `sequence.methods`): `names` and every error message
 # that lists the known methods follow it.
@@ -89,7 +98,8 @@ REGISTRY: tuple[Method, ...] = (
            lambda_grid=(300, 1000, 2000, 3000, 4500, 7000)),
     # Sequence-only EWC variants: with two tasks each is EWC itself (one past task: every carry gives Ω_A at θ_A)
     Method("ewc_online", "online EWC", "#bcbd22", omega="omega_fisher", settings="fisher",
-           settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
+           settings_schema=FISHER_SETTINGS, experiments=("sequence", "scenarios"), carry="online",
+           options={"gamma": GAMMA}),
     Method("ewc_decay", "online EWC, decayed", "#7f7f7f", omega="omega_fisher", settings="fisher",
            settings_schema=FISHER_SETTINGS, experiments=SEQUENCE_ONLY, carry="online", options={"gamma": GAMMA}),
     Method("ewc_latest", "EWC, latest F only", "#e377c2", omega="omega_fisher", settings="fisher",
@@ -101,6 +111,12 @@ REGISTRY: tuple[Method, ...] = (
            lambda_grid=(0.1, 0.3, 1, 2, 3, 5), carry="online"),
     Method("replay", "replay", "#000080", omega=None, lambda_spec=zero("replay has no penalty"),
            experiments=SEQUENCE_ONLY, options={"per_task": int_at_least(1)}, replay=True),
+    # Not penalties on the weights (the three scenarios): distillation of the old outputs, a memory's gradient, replay
+    Method("lwf", "LwF", "#e6550d", omega=None, lambda_spec=num_positive(), experiments=SCENARIOS_ONLY, distill=True),
+    Method("agem", "A-GEM", "#31a354", omega=None, lambda_spec=zero("A-GEM has no penalty"),
+           experiments=SCENARIOS_ONLY, options=MEMORY, memory="project"),
+    Method("er", "replay, class-balanced", "#000080", omega=None, lambda_spec=zero("replay has no penalty"),
+           experiments=SCENARIOS_ONLY, options=MEMORY, memory="replay"),
 )
 
 BY_NAME: Mapping[str, Method] = MappingProxyType({m.name: m for m in REGISTRY})

@@ -269,3 +269,17 @@ def sequence_per_seed_headline(reports: Mapping[str, Mapping[int, Mapping]],
     for seed, row in joint.items():
         out.setdefault(seed, {})["joint"] = {"average": float(np.mean(row))}
     return out
+
+
+def paired_average_differences(reports: Mapping[str, Mapping[int, Mapping]], baseline: str) -> dict:
+    """Per method, mean and 95 % interval over seeds of (method − baseline) in average accuracy after the last task,
+    seed by seed (the methods of a seed start from the same initial weights and learn the first task alike), and in
+    how many seeds the method is better: `reports[method][seed]` are sequence_run_report's."""
+    seeds = sorted(reports[baseline])
+    out = {}
+    for method, by_seed in reports.items():
+        if method == baseline:
+            continue
+        diffs = [by_seed[s]["average_accuracy"] - reports[baseline][s]["average_accuracy"] for s in seeds]
+        out[method] = {**mean_ci95(diffs), "seeds_better": int(sum(d > 0 for d in diffs)), "seeds": len(seeds)}
+    return out

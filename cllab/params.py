@@ -26,9 +26,10 @@ class ParamsError(LabError, ValueError):
 OPTIMIZER = {"name": one_of(*OPTIMIZERS), "learning_rate": num_positive()}
 TRAINING = {"epochs": int_at_least(1), "batch_size": int_at_least(1), "optimizer": OPTIMIZER}
 
-# The permuted-MNIST sequence's section is checked by the sequence's own stages (cllab/seqparams.py): the two-task
-# stages neither read nor import it, so editing that schema reruns only the sequence pipeline.
+# The permuted-MNIST sequence's and the three scenarios' sections are checked by their own pipelines' modules
+# (cllab/seqparams.py, cllab/scenparams.py): the two-task stages neither read nor import them.
 SEPARATE_SECTION = Spec(lambda v: isinstance(v, dict), "a mapping (its keys: cllab/seqparams.py)")
+SCENARIOS_SECTION = Spec(lambda v: isinstance(v, dict), "a mapping (its keys: cllab/scenparams.py)")
 
 
 def schema() -> dict[str, Any]:
@@ -53,6 +54,7 @@ def schema() -> dict[str, Any]:
                                        "{method: one of " + ", ".join(two_task) + ", lambda: >= 0} mappings"),
         },
         "sequence": SEPARATE_SECTION,
+        "scenarios": SCENARIOS_SECTION,
         "plot": {"dpi": int_at_least(20), "width_in": num_positive(), "height_in": num_positive()},
     }
 

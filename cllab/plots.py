@@ -456,7 +456,8 @@ def sequence_average(table: Sequence[Mapping], references: Sequence[str], size: 
 
 
 @plt.rc_context(STYLE)
-def accuracy_matrices(summary: Mapping[str, Mapping], size: tuple[float, float], dpi: int, seeds: int) -> bytes:
+def accuracy_matrices(summary: Mapping[str, Mapping], size: tuple[float, float], dpi: int, seeds: int,
+                      experiment: str = "Permuted MNIST") -> bytes:
     """The accuracy matrix R (row: after training task i, column: task j; mean over seeds) of every method."""
     names = list(summary)
     ncols = min(3, len(names))
@@ -479,6 +480,93 @@ def accuracy_matrices(summary: Mapping[str, Mapping], size: tuple[float, float],
         ax.set_ylabel("after task i")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy R[i][j]")
-    _title(fig, "Permuted MNIST: accuracy on task j after training task i ("
+    _title(fig, f"{experiment}: accuracy on task j after training task i ("
            + ("one seed" if seeds == 1 else f"mean of {seeds} seeds") + ")")
+    return _png(fig, dpi)
+
+
+# --- Split MNIST in three scenarios -------------------------------------------------------------------------------
+
+SCENARIO_TITLES = {"task": "task-incremental", "domain": "domain-incremental", "class": "class-incremental"}
+SCENARIO_HATCH = {"task": "", "domain": "//", "class": ".."}
+
+
+def _anchor_box(ax: plt.Axes, x: float, width: float, anchor: Sequence[float] | None) -> None:
+    """The published range [low, high] as a black bracket of `width` centred at x (a dash where low = high)."""
+    if anchor is None:
+        return
+    low, high = anchor
+    ax.plot([x - width / 2, x + width / 2], [low, low], color="black", lw=1.4, zorder=5, solid_capstyle="butt")
+    if high > low:
+        ax.plot([x - width / 2, x + width / 2], [high, high], color="black", lw=1.4, zorder=5, solid_capstyle="butt")
+        ax.plot([x, x], [low, high], color="black", lw=1.4, zorder=5)
+
+
+@plt.rc_context(STYLE)
+def scenario_bars(rows: Sequence[Mapping], scenario: str, size: tuple[float, float], dpi: int, seeds: int) -> bytes:
+    """One scenario: the average test accuracy after the last task per method (bars, 95 % intervals over seeds) and
+    the published range beside it (black bracket); rows from the report's summary table (method, average_mean,
+    average_ci95, anchor_low, anchor_high), joint last."""
+    fig, (ax,) = _figure(size)
+    width = 0.55  # the bar; the published bracket stands just right of it
+    for i, r in enumerate(rows):
+        color = methods.color(r["method"])
+        err = r["average_ci95"] or 0.0
+        ax.bar(i, r["average_mean"], width, color=color, alpha=0.85, yerr=err or None, capsize=3 if err else 0)
+        ax.text(i, min(r["average_mean"] + err + 0.015, 1.03), f"{r['average_mean']:.2f}", ha="center",
+                va="bottom", fontsize=NOTE_SIZE, zorder=6, bbox=NOTE_BOX)
+        low, high = r.get("anchor_low"), r.get("anchor_high")
+        _anchor_box(ax, i + width / 2 + 0.1, 0.14, None if low is None else (low, high))
+    ax.axhline(1 / _chance(scenario), color="#999999", ls=":", lw=1, zorder=1)
+    slot = 0.9 * (size[0] - 1.0) * 72 / max(len(rows), 1)
+    ax.set_xticks(range(len(rows)), [_wrap(methods.label(r["method"]), TICK_SIZE, slot, at_commas=True)
+                                     for r in rows])
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("average test accuracy after the last task")
+    ax.set_xlabel(f"method ({_seeds_note(seeds)})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    handles = [Patch(facecolor="#bbbbbb", label="this lab"),
+               Line2D([], [], color="black", lw=1.2, label="published (range over sources)"),
+               Line2D([], [], color="#999999", ls=":", lw=1, label=f"chance (1/{_chance(scenario)})")]
+    _title(fig, f"Split MNIST, {SCENARIO_TITLES[scenario]}: average accuracy over the 5 tasks after learning all")
+    _legend_below(fig, handles, [h.get_label() for h in handles])
+    return _png(fig, dpi)
+
+
+def _chance(scenario: str) -> int:
+    return 10 if scenario == "class" else 2
+
+
+@plt.rc_context(STYLE)
+def scenario_summary(rows: Sequence[Mapping], size: tuple[float, float], dpi: int, seeds: int) -> bytes:
+    """All scenarios at once: per method, one bar per scenario (the average test accuracy after the last task,
+    95 % intervals over seeds); rows as for scenario_bars with a `scenario` column."""
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    by = {(r["scenario"], r["method"]): r for r in rows}
+    fig, (ax,) = _figure(size)
+    width = 0.8 / len(scenarios)
+    for k, scenario in enumerate(scenarios):
+        for i, name in enumerate(names):
+            r = by.get((scenario, name))
+            if r is None:
+                continue
+            err = r["average_ci95"] or 0.0
+            x = i + (k - (len(scenarios) - 1) / 2) * width
+            ax.bar(x, r["average_mean"], width, color=methods.color(name), alpha=[0.95, 0.65, 0.4][k % 3],
+                   hatch=SCENARIO_HATCH[scenario], edgecolor="white", yerr=err or None, capsize=2 if err else 0)
+    slot = 0.9 * (size[0] - 1.0) * 72 / max(len(names), 1)
+    ax.set_xticks(range(len(names)), [_wrap(methods.label(n), TICK_SIZE, slot, at_commas=True) for n in names])
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("average test accuracy after the last task")
+    ax.set_xlabel(f"method ({_seeds_note(seeds)})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    handles = [Patch(facecolor="#666666", alpha=[0.95, 0.65, 0.4][k % 3], hatch=SCENARIO_HATCH[s], edgecolor="white",
+                     label=SCENARIO_TITLES[s]) for k, s in enumerate(scenarios)]
+    _title(fig, "Split MNIST in three scenarios: average test accuracy over the 5 tasks after learning all")
+    _legend_below(fig, handles, [h.get_label() for h in handles])
     return _png(fig, dpi)

@@ -111,7 +111,7 @@ def _stat(stat: Mapping | None, signed: bool = False) -> str:
 
 
 def _settings(own: Mapping) -> str:
-    names = {"lambda": "λ", "gamma": "γ", "per_task": "examples per task"}
+    names = {"lambda": "λ", "gamma": "γ", "per_task": "examples per task", "per_class": "examples per class"}
     return ", ".join(f"{names.get(k, k)} {v:g}" for k, v in own.items())
 
 
@@ -175,6 +175,60 @@ def sequence_markdown(summary: Mapping[str, Mapping], settings: Mapping[str, Map
     if divergence:
         parts += ["Largest learning rate × λ × max Ω̄ over the tasks (plain SGD diverges near 2): "
                   + ", ".join(f"{label(m)} {v:.2g}" for m, v in divergence.items()) + ".", ""]
+    for caption, path in figures.items():
+        parts += [f"## {caption}", "", f"![{caption}]({path})", ""]
+    return "\n".join(parts)
+
+
+def _range(anchor: Sequence[float] | None) -> str:
+    if anchor is None:
+        return "—"
+    low, high = anchor
+    return f"{low:.3g}" if low == high else f"{low:.3g}–{high:.3g}"
+
+
+def scenario_table(rows: Sequence[Mapping], scenarios: Sequence[str]) -> str:
+    """Markdown table, one row per method (joint last): per scenario the lab's average test accuracy after the last
+    task (mean ± 95 % interval) beside the published range; rows from the scenario report's summary table."""
+    by = {(r["scenario"], r["method"]): r for r in rows}
+    names = list(dict.fromkeys(r["method"] for r in rows))
+    head = "| method | " + " | ".join(f"{s}-IL | published" for s in scenarios) + " |"
+    lines = [head, "|---" * (1 + 2 * len(scenarios)) + "|"]
+    for name in names:
+        cells = []
+        for s in scenarios:
+            r = by.get((s, name))
+            cells += ["—", "—"] if r is None else [
+                mean_pm(r["average_mean"], r["average_ci95"]),
+                _range(None if r["anchor_low"] is None else (r["anchor_low"], r["anchor_high"]))]
+        lines.append(f"| {label(name)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scenario_markdown(rows: Sequence[Mapping], summaries: Mapping[str, Mapping[str, Mapping]],
+                      paired: Mapping[str, Mapping[str, Mapping]], settings: Mapping[str, Mapping[str, Mapping]],
+                      setup: str, seeds: Sequence[int], figures: Mapping[str, str], sources: str) -> str:
+    """The three-scenario report: the table beside the published numbers, then per scenario BWT, forgetting, the
+    validation average and the paired difference to fine-tuning, and the figures ({caption: PNG path})."""
+    scenarios = list(summaries)
+    parts = ["# Split MNIST in three scenarios", "", setup, seeds_line(seeds), "",
+             scenario_table(rows, scenarios), "", f"Published: {sources}", ""]
+    for s in scenarios:
+        parts += [f"## {s}-incremental", "",
+                  "| method | settings | average accuracy | BWT | forgetting | validation average | − fine-tune "
+                  "(paired) |", "|---|---|---|---|---|---|---|"]
+        for method, entry in summaries[s].items():
+            diff = paired[s].get(method)
+            diff_cell = "—" if diff is None else (f"{mean_pm(diff['mean'], diff['ci95'], signed=True)} "
+                                                  f"({diff['seeds_better']}/{diff['seeds']} seeds better)")
+            parts.append(f"| {label(method)} | {_settings(settings[s][method]) or '—'} | "
+                         f"{_stat(entry['average_accuracy'])} | {_stat(entry['bwt'], True)} | "
+                         f"{_stat(entry['forgetting'])} | {_stat(entry['val_average_accuracy'])} | {diff_cell} |")
+        parts.append("")
+    parts += ["R[i][j] = test accuracy on task j after training task i, scored as the scenario says (task-IL: the",
+              "task's two units; domain-IL: both units; class-IL: the units of every class seen so far). Average",
+              "accuracy = mean_j R[5][j]; BWT = mean_{j<5} (R[5][j] − R[j][j]); forgetting = mean_{j<5} max_{j≤l<5}",
+              "(R[l][j] − R[5][j]).", ""]
     for caption, path in figures.items():
         parts += [f"## {caption}", "", f"![{caption}]({path})", ""]
     return "\n".join(parts)

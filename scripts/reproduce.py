@@ -5,7 +5,7 @@
   python scripts/reproduce.py outputs [--rev HEAD] [--with-sweep] [--pipeline P ...]  # the committed outputs compared
   python scripts/reproduce.py spread DIR DIR [DIR ...]             # largest differences between result sets
   python scripts/reproduce.py override PARAMS OVERRIDES              # apply nested overrides to a params file (a copy)
-  python scripts/reproduce.py compare-sequence --dir DIR [--here P]  # a small sequence run vs sequence/ci/
+  python scripts/reproduce.py compare-small --pipeline sequence --dir DIR [--here P]  # a small run vs sequence/ci/
 
 `compare` compares every result file a pipeline commits to git: the outputs, metrics and plots with `cache: false` of
 the stages of ./dvc.yaml (or of each `--pipeline`, e.g. sequence/dvc.yaml; `--with-sweep` adds sweep/dvc.yaml), as
@@ -200,38 +200,44 @@ def cmd_spread(args: argparse.Namespace) -> int:
     return 0
 
 
-SEQUENCE_EXPECTED = ROOT / "sequence" / "ci"
+SMALL = ("sequence", "scenarios")  # the on-demand pipelines whose small configuration CI runs: <name>/ci.yaml, <name>/ci/
 
 
 def cmd_override(args: argparse.Namespace) -> int:
     """Write params.yaml with an overrides file applied (nested like params.yaml, merged and checked as
-    seqparams.load does for a named configuration); on a bad file or value, one line and the file untouched."""
+    seqparams.load does for a named configuration, the `scenarios` section too); on a bad file or value, one line
+    and the file untouched."""
     import yaml
 
-    from cllab import seqparams
+    from cllab import scenparams, seqparams
 
     try:
         merged = seqparams.load(args.params, overrides=args.overrides)
+        scenparams.load(args.params, overrides=args.overrides)
     except params_lib.ParamsError as err:
         raise SystemExit(f"reproduce: {err}") from None
     args.params.write_text(yaml.safe_dump(merged, sort_keys=False))
     return 0
 
 
-def cmd_compare_sequence(args: argparse.Namespace) -> int:
-    """The small sequence run in --dir (a copy's sequence/) against the committed sequence/ci/: byte for byte where
-    this machine matches sequence/ci/provenance.json, else every number of metrics/full.json within tolerance."""
-    recorded = json.loads((SEQUENCE_EXPECTED / PROVENANCE).read_text())
+def cmd_compare_small(args: argparse.Namespace) -> int:
+    """A small run of an on-demand pipeline in --dir (a copy's <pipeline>/) against the committed <pipeline>/ci/: byte
+    for byte where this machine matches <pipeline>/ci/provenance.json, else every number of metrics/full.json within
+    tolerance."""
+    name = args.pipeline
+    committed = ROOT / name / "ci"
+    recorded = json.loads((committed / PROVENANCE).read_text())
     here = here_provenance(args.here)
     import yaml
 
-    pairs = [(path, args.dir / path.relative_to(SEQUENCE_EXPECTED))
-             for path in sorted((SEQUENCE_EXPECTED / "metrics").rglob("*")) if path.is_file()]
+    pairs = [(path, args.dir / path.relative_to(committed))
+             for path in sorted((committed / "metrics").rglob("*")) if path.is_file()]
     differ = [str(b) for a, b in pairs if not b.is_file() or a.read_bytes() != b.read_bytes()]
     # dvc.lock: the same entry for every stage (DVC writes the entries of a new lock in the order the stages ran)
-    expected = yaml.safe_load((SEQUENCE_EXPECTED / "dvc.lock").read_text())["stages"]
+    expected = yaml.safe_load((committed / "dvc.lock").read_text())["stages"]
     got = yaml.safe_load((args.dir / "dvc.lock").read_text())["stages"]
-    differ += [f"dvc.lock stage {name}" for name in sorted(set(expected) | set(got)) if expected.get(name) != got.get(name)]
+    differ += [f"dvc.lock stage {stage}" for stage in sorted(set(expected) | set(got))
+               if expected.get(stage) != got.get(stage)]
     full = "metrics/full.json"
 
     def every_number(path: Path) -> dict:  # lists too (R, the averages after each task), entry by entry
@@ -241,25 +247,25 @@ def cmd_compare_sequence(args: argparse.Namespace) -> int:
             return {k: indexed(v) for k, v in node.items()} if isinstance(node, dict) else node
         return reproduction.json_numbers(json.dumps(indexed(json.loads(path.read_text()))), "per_seed.sequence")
 
-    diffs = reproduction.compare(every_number(SEQUENCE_EXPECTED / full), every_number(args.dir / full),
+    diffs = reproduction.compare(every_number(committed / full), every_number(args.dir / full),
                                  reproduction.tolerances(recorded["runtime"]["precision"], 1))
     moved = reproduction.moved_table(diffs)
     apart = provenance.differences(recorded, here)
     if not apart:
         if not differ:
-            print("REPRODUCED (sequence, small): every dvc.lock entry (output hashes) and metrics file identical to "
-                  "sequence/ci/")
+            print(f"REPRODUCED ({name}, small): every dvc.lock entry (output hashes) and metrics file identical to "
+                  f"{name}/ci/")
             return 0
-        print(f"NOT REPRODUCED (sequence, small): on a machine that matches sequence/ci/{PROVENANCE}, these differ: "
+        print(f"NOT REPRODUCED ({name}, small): on a machine that matches {name}/ci/{PROVENANCE}, these differ: "
               f"{', '.join(differ)}", file=sys.stderr)
         print(moved or "(no number beyond its tolerance: the bytes moved, the numbers barely)", file=sys.stderr)
         return 1
-    print(f"this machine differs from sequence/ci/{PROVENANCE} in: " + ", ".join(k for k, _, _ in apart))
+    print(f"this machine differs from {name}/ci/{PROVENANCE} in: " + ", ".join(k for k, _, _ in apart))
     if moved:
-        print(f"NOT REPRODUCED (sequence, small): {sum(not d.ok for d in diffs)} of {len(diffs)} numbers moved:\n{moved}",
+        print(f"NOT REPRODUCED ({name}, small): {sum(not d.ok for d in diffs)} of {len(diffs)} numbers moved:\n{moved}",
               file=sys.stderr)
         return 1
-    print(f"REPRODUCED within tolerance (sequence, small): all {len(diffs)} numbers agree with sequence/ci/ "
+    print(f"REPRODUCED within tolerance ({name}, small): all {len(diffs)} numbers agree with {name}/ci/ "
           f"({'and the bytes are identical too' if not differ else 'the bytes differ'})")
     return 0
 
@@ -283,12 +289,13 @@ def main() -> int:
     o = sub.add_parser("override", help="apply an overrides file to a params file (used on a temporary copy)")
     o.add_argument("params", type=Path)
     o.add_argument("overrides", type=Path, help="YAML of params.yaml keys, nested like it, e.g. sequence/ci.yaml")
-    q = sub.add_parser("compare-sequence", help="a small sequence run against the committed sequence/ci/")
-    q.add_argument("--dir", type=Path, required=True, help="the run's sequence/ directory")
+    q = sub.add_parser("compare-small", help="a small run of an on-demand pipeline against the committed <pipeline>/ci/")
+    q.add_argument("--pipeline", choices=SMALL, required=True)
+    q.add_argument("--dir", type=Path, required=True, help="the run's <pipeline>/ directory")
     q.add_argument("--here", type=Path, help="this machine's provenance, collected before (else collected now)")
     args = parser.parse_args()
     return {"provenance": cmd_provenance, "compare": cmd_compare, "outputs": cmd_outputs, "spread": cmd_spread,
-            "override": cmd_override, "compare-sequence": cmd_compare_sequence}[args.command](args)
+            "override": cmd_override, "compare-small": cmd_compare_small}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ top-level key. A key left out of the overrides file is read from params.yaml, so
 In process (~1,900 cases, ~4 s): each case must be rejected by `python -m cllab check`'s check() and by the loader
 of the configuration the key belongs to, with a ParamsError of one line naming the dotted key.
 
-With DVC (`slow`: 52 runs, ~3 min on 2 cores): in a git-committed copy of the working tree (committed results,
+With DVC (`slow`: 64 runs, ~4 min on 2 cores): in a git-committed copy of the working tree (committed results,
 the DVC outputs present, the real MNIST files, some stage after the checks of every pipeline out of date), one case
 per mutation kind and pipeline file runs the real `dvc repro <pipeline>` (every check_params tracks both params files
 whole, so each case is one its check sees); a few run `dvc repro <one stage>` and `dvc exp run -S key=value`.
@@ -42,12 +42,12 @@ import yaml
 from cllab import __main__ as cllab_main
 from cllab import methods as methods_lib
 from cllab import params as params_lib
-from cllab import seqparams
+from cllab import scenparams, seqparams
 from cllab.schema import Spec, one_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS, PAPER = "params.yaml", "sequence/paper/params.yaml"
-PIPELINES = ("dvc.yaml", "sweep/dvc.yaml", "sequence/dvc.yaml", "sequence/paper/dvc.yaml")
+PIPELINES = ("dvc.yaml", "sweep/dvc.yaml", "sequence/dvc.yaml", "sequence/paper/dvc.yaml", "scenarios/dvc.yaml")
 GOOD = {PARAMS: yaml.safe_load((ROOT / PARAMS).read_text()), PAPER: yaml.safe_load((ROOT / PAPER).read_text())}
 EXTRA, UNKNOWN = "unexpected_key", "bogus"  # an unknown key's and an unknown method's name
 DELETE = object()  # a case's value that removes the key
@@ -117,8 +117,8 @@ def walk(node: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
 
 
 def full_schema() -> dict[str, Any]:
-    """params.yaml's schema with the `sequence` section's own (every sequence method's settings)."""
-    return {**params_lib.schema(), "sequence": seqparams.schema()}
+    """params.yaml's schema with the `sequence` and `scenarios` sections' own (every method's settings)."""
+    return {**params_lib.schema(), "sequence": seqparams.schema(), "scenarios": scenparams.schema()}
 
 
 def spec_at(doc: dict, path: tuple) -> Spec | None:
@@ -255,6 +255,7 @@ LOADERS = {  # the loader each pipeline's stages (and its check_params) call
     "sweep/dvc.yaml": lambda: params_lib.load(PARAMS),
     "sequence/dvc.yaml": lambda: seqparams.load(PARAMS),
     "sequence/paper/dvc.yaml": lambda: seqparams.load(PARAMS, overrides=PAPER),
+    "scenarios/dvc.yaml": lambda: scenparams.load(PARAMS),
 }
 
 
@@ -262,7 +263,8 @@ def home(case: Case) -> str:
     """The pipeline whose keys the case mutates."""
     if case.file == PAPER:
         return "sequence/paper/dvc.yaml"
-    return {"sweep": "sweep/dvc.yaml", "sequence": "sequence/dvc.yaml"}.get(case.section, "dvc.yaml")
+    return {"sweep": "sweep/dvc.yaml", "sequence": "sequence/dvc.yaml",
+            "scenarios": "scenarios/dvc.yaml"}.get(case.section, "dvc.yaml")
 
 
 def names_key(message: str, key: str) -> bool:
@@ -379,7 +381,7 @@ DVC_KINDS = {  # the kinds one case each stands for in the DVC runs
 }
 WRONG_TYPE = {  # which wrong type each pipeline's run uses (a different one each)
     "dvc.yaml": "string for number", "sweep/dvc.yaml": "mapping for scalar", "sequence/dvc.yaml": "null",
-    "sequence/paper/dvc.yaml": "number for string",
+    "sequence/paper/dvc.yaml": "number for string", "scenarios/dvc.yaml": "bool for number",
 }
 
 
@@ -388,9 +390,7 @@ def rejecting_pipelines() -> dict[str, set[str]]:
     verdicts = {}
     for case in CASES:
         docs = case.docs()
-        main, seq = rejection(LOADERS["dvc.yaml"], docs), rejection(LOADERS["sequence/dvc.yaml"], docs)
-        paper = rejection(LOADERS["sequence/paper/dvc.yaml"], docs)
-        verdicts[str(case)] = {p for p, v in zip(PIPELINES, (main, main, seq, paper)) if v is not None}
+        verdicts[str(case)] = {p for p in PIPELINES if rejection(LOADERS[p], docs) is not None}
     return verdicts
 
 
@@ -444,12 +444,15 @@ ONE_STAGE = [  # (pipeline, dvc arguments, case): a single stage named on the co
      case_at(PARAMS, "sequence.method.ewc.lambda", -1)),
     ("sequence/paper/dvc.yaml", ["repro", f"sequence/paper/dvc.yaml:run@{GOOD[PAPER]['sequence']['seeds'][0]}-ewc"],
      case_at(PAPER, "sequence.method.ewc.lambda", -1)),
+    ("scenarios/dvc.yaml", ["repro", f"scenarios/dvc.yaml:run@{GOOD[PARAMS]['scenarios']['seeds'][0]}-class-ewc"],
+     case_at(PARAMS, "scenarios.method.ewc.class.lambda", -1)),
 ]
 EXP_RUN = [  # (pipeline, case): `dvc exp run [pipeline] -S key=value`
     ("dvc.yaml", case_at(PARAMS, "train_b.ewc.lambda", -1)),
     ("sweep/dvc.yaml", case_at(PARAMS, "sweep.seed", -1)),
     ("sequence/dvc.yaml", case_at(PARAMS, "sequence.num_tasks", 1)),
     ("sequence/paper/dvc.yaml", case_at(PAPER, "sequence.train.epochs", 0)),
+    ("scenarios/dvc.yaml", case_at(PARAMS, "scenarios.train.iterations", 0)),
 ]
 
 
@@ -542,7 +545,7 @@ class Project:
         self.status = dvc_status(self.work)
 
 
-STALE = ("stages/prepare.py", "stages/sequence_run.py")  # edited in the copy: stages after the checks have work
+STALE = ("stages/prepare.py", "stages/sequence_run.py", "stages/scenario_run.py")  # edited in the copy: stages after the checks have work
 
 
 def copy_dir_manifests(root: Path, work: Path) -> None:
@@ -562,7 +565,7 @@ def project(root: Path, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactor
     """A self-contained copy of the working tree, committed to a new git repository: the sources and committed
     results, the DVC outputs present (data/prepared, models, evals: git-ignored) with the cache's .dir manifests,
     the four MNIST files in data/raw, every check_params and mnist up to date, and a comment line added to
-    stages/prepare.py and stages/sequence_run.py, so that in every pipeline some stage after the checks has work
+    stages/prepare.py, stages/sequence_run.py and stages/scenario_run.py, so that in every pipeline some stage after the checks has work
     to do when the bad value comes (the state in which running anything but a check would cost outputs; it makes
     the outcome independent of the state of the working tree copied)."""
     work, backup = tmp_path_factory.mktemp("bad_params"), tmp_path_factory.mktemp("outputs")

@@ -151,46 +151,22 @@ def test_lwf_distillation_is_the_softened_cross_entropy_times_t_squared_with_no_
         functional.distillation_loss(new_v, old_v, temperature=0)
 
 
-def test_the_live_units_loss_is_the_cross_entropy_of_the_live_units_softmax_and_leaves_dead_units_alone():
-    from cllab.runtime import set_precision
-
-    set_precision("float64")  # Keras computes a loss in its float type; conftest restores it after the test
+def test_masking_makes_the_cross_entropy_that_of_the_live_units_softmax_and_leaves_dead_units_alone():
     rng = np.random.default_rng(2)
     logits, digits = rng.normal(size=(5, 10)), np.array([4, 5, 5, 4, 4])
     units = Scenario("task").training_units(2)  # (4, 5)
-    live = logits[:, list(units)]
-    log_softmax = live - np.log(np.exp(live).sum(axis=1, keepdims=True))
+    live_logits = logits[:, list(units)]
+    log_softmax = live_logits - np.log(np.exp(live_logits).sum(axis=1, keepdims=True))
     expected = -np.mean(log_softmax[np.arange(5), digits - 4])
+    live = np.isin(np.arange(10), units)
     variable = tf.Variable(logits)
     with tf.GradientTape() as tape:
-        loss = functional.LiveUnitsCrossEntropy(units)(tf.constant(digits), variable)
+        masked = functional.mask_units(variable, tf.constant(live))
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=digits, logits=masked))
     assert float(loss) == pytest.approx(expected, rel=1e-12)
     gradient = tape.gradient(loss, variable).numpy()
-    assert np.all(gradient[:, [u for u in range(10) if u not in units]] == 0)  # dead units: untouched
-    every = functional.LiveUnitsCrossEntropy(range(10))(tf.constant(digits), tf.constant(logits))
-    full = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))  # all live: the plain sparse cross-entropy
-    assert float(every) == pytest.approx(-np.mean(full[np.arange(5), digits]), rel=1e-12)
-    with pytest.raises(ValueError, match="distinct"):
-        functional.LiveUnitsCrossEntropy([1, 1])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="not a live unit"):  # label 0 is not unit 4 or 5
-        functional.LiveUnitsCrossEntropy(units)(tf.constant([0, 4, 5, 4, 5]), tf.constant(logits))
-
-
-def test_a_model_trained_with_the_live_units_loss_leaves_the_dead_units_weights_as_they_were():
-    """Through Keras' compile and fit: only the live units' output weights move (task-IL's head of task 2)."""
-    import keras
-
-    from cllab.runtime import set_precision
-
-    set_precision("float64")  # conftest restores the float type after the test
-    keras.utils.set_random_seed(0)
-    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, name="logits")])
-    before = [w.copy() for w in net.get_weights()]
-    net.compile(optimizer=keras.optimizers.SGD(0.5), loss=functional.LiveUnitsCrossEntropy((4, 5)))
-    rng = np.random.default_rng(3)
-    net.fit(rng.normal(size=(32, 4)), rng.choice([4, 5], 32), epochs=2, batch_size=8, verbose=0)
-    kernel, bias = net.get_weights()
-    dead = [u for u in range(10) if u not in (4, 5)]
-    np.testing.assert_array_equal(kernel[:, dead], before[0][:, dead])
-    np.testing.assert_array_equal(bias[dead], before[1][dead])
-    assert not np.allclose(kernel[:, [4, 5]], before[0][:, [4, 5]])
+    assert np.all(gradient[:, ~live] == 0) and np.all(gradient[:, live] != 0)  # dead units: untouched
+    per_row = np.zeros((5, 10), bool)  # one row of live units per example (a head per task)
+    per_row[:2, [0, 1]], per_row[2:, [4, 5]] = True, True
+    rows = functional.mask_units(tf.constant(logits), tf.constant(per_row)).numpy()
+    assert np.all(rows[per_row] == logits[per_row]) and np.all(rows[~per_row] == functional.MASKED)

@@ -1,0 +1,63 @@
+"""Stage run@<seed>-<scenario>-<method> of scenarios/dvc.yaml: train split MNIST's tasks in turn in one scenario with
+one method (or all at once: --method joint) and write its accuracy matrix R on validation and test, the initial
+model's accuracies and the largest importance of each task's penalty, as one JSON file."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from cllab import cli, scenparams
+from cllab import methods as methods_lib
+from cllab.scenarios import SCENARIOS
+
+
+class _NoRetracingNote(logging.Filter):
+    """TF notes that the Fisher's tf.function (made per call of the importance function) is traced once per task:
+    expected, dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=cli.seed_arg, required=True)
+    parser.add_argument("--scenario", required=True, choices=SCENARIOS)
+    parser.add_argument("--method", required=True, help="a method of cllab/methods.py for the scenarios, or joint")
+    parser.add_argument("--out", type=Path, required=True, help="JSON")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="score validation data only (no test image is read): for choosing settings")
+    args = parser.parse_args()
+    params = scenparams.load()
+    section = params["scenarios"]
+    known = methods_lib.names("scenarios")
+    if args.method not in (*known, "joint"):
+        raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(known)}, joint")
+    own = section["method"].get(args.method, {}).get(args.scenario, {"lambda": 0})
+    cli.start(params, args.seed)
+    logging.getLogger("tensorflow").addFilter(_NoRetracingNote())
+    from cllab import data, incremental, io, model
+    from cllab.scenarios import Scenario, SplitTasks
+
+    mnist = data.load_mnist(params["prepare"]["raw_dir"], params["prepare"]["tfds_dir"])
+    arrays = data.split_digits(mnist, section["val_fraction"], section["val_seed"])
+    scenario = Scenario(args.scenario, tuple(tuple(g) for g in section["order"]))
+    tasks = SplitTasks(arrays, scenario)
+    config = model.ModelConfig(**section["model"], num_classes=scenario.num_outputs)
+    train = section["train"]
+    settings = incremental.Settings(
+        config=config, iterations=train["iterations"], batch_size=train["batch_size"],
+        optimizer=train["optimizer"]["name"], learning_rate=train["optimizer"]["learning_rate"],
+        importance=section["importance"], strength=own["lambda"],
+        options={k: v for k, v in own.items() if k != "lambda"}, seed=args.seed, test=not args.validation_only,
+    )
+    if args.method == "joint":
+        result = {"R_joint": incremental.run_joint(tasks, settings)}
+    else:
+        result = incremental.run_method(args.method, tasks, settings)
+    io.save_json(args.out, {"scenario": args.scenario, "method": args.method, "seed": args.seed, **own, **result},
+                 digits=12)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,95 @@
+"""The three-scenario report stage (stages/scenario_report.py) on made-up runs: what it writes, that the numbers are
+the runs' (averages, intervals, paired differences, the published ranges beside them), and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+SEEDS, METHODS, SCENARIOS = [0, 1], ["none", "ewc", "er"], ["task", "class"]
+
+
+def _matrix(scenario: str, method: str, seed: int) -> list[list[float]]:
+    """A 5×5 R: tasks learned at 0.99; later kept at `keep` (fine-tuning forgets in class-IL), unseen at 0.5 or 0."""
+    keep = {"none": 0.6, "ewc": 0.9, "er": 0.95}[method] if scenario == "task" else {"none": 0.0, "ewc": 0.0,
+                                                                                      "er": 0.9}[method]
+    keep += 0.01 * seed
+    return [[0.99 if j == i else keep if j < i else (0.0 if scenario == "class" else 0.5) for j in range(5)]
+            for i in range(5)]
+
+
+@pytest.fixture
+def project(tmp_path: Path, root: Path) -> Path:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["scenarios"].update(seeds=SEEDS, methods=METHODS, scenarios=SCENARIOS)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "sequence" / "paper").mkdir(parents=True)
+    (tmp_path / "sequence" / "paper" / "params.yaml").write_text((root / "sequence/paper/params.yaml").read_text())
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "anchors.yaml").write_text((root / "scenarios/anchors.yaml").read_text())
+    for s in SCENARIOS:
+        for seed in SEEDS:
+            d = tmp_path / "scenarios" / "runs" / s / str(seed)
+            d.mkdir(parents=True)
+            for m in METHODS:
+                r = _matrix(s, m, seed)
+                (d / f"{m}.json").write_text(json.dumps({"R": {"test": r, "val": [row[:i + 1] for i, row in enumerate(r)]},
+                                                         "initial": {"test": [0.5] * 5}, "max_importance": [0] * 5}))
+            (d / "joint.json").write_text(json.dumps({"R_joint": {"test": [0.98 + 0.01 * seed] * 5, "val": [0.98] * 5}}))
+    return tmp_path
+
+
+def _report(project: Path, root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "stages.scenario_report"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_the_report_writes_every_number_from_the_runs_beside_the_published(project: Path, root: Path):
+    done = _report(project, root)
+    assert done.returncode == 0, done.stderr
+    out = project / "scenarios"
+    headline = json.loads((out / "metrics/headline/class/er.json").read_text())
+    assert headline == {"average": pytest.approx((0.905 * 4 + 0.99) / 5), "forgetting": pytest.approx(0.09 - 0.005),
+                        "seeds": 2}
+    assert (out / "metrics/headline/class/er.ci95.json").is_file()  # two seeds: an interval
+    assert json.loads((out / "metrics/seeds/task/1/none.json").read_text())["average"] == pytest.approx(
+        (0.61 * 4 + 0.99) / 5)
+    full = json.loads((out / "metrics/full.json").read_text())
+    paired = full["scenarios"]["class"]["paired_to_fine_tune"]["er"]
+    assert paired["mean"] == pytest.approx(0.9 * 4 / 5) and paired["seeds_better"] == 2
+    rows = (out / "metrics/summary.csv").read_text().splitlines()
+    assert rows[0].startswith("scenario,method,average_mean") and len(rows) == 1 + len(SCENARIOS) * (len(METHODS) + 1)
+    assert any(r.startswith("class,er,") and r.endswith(",0.888000,0.908000") for r in rows)
+    for name in ("summary", "task", "class", "matrices_task", "matrices_class"):
+        assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    text = (out / "report.md").read_text()
+    assert "| replay, class-balanced | 0.962 ± " in text and "| 0.888–0.908 |" in text
+    assert "(2/2 seeds better)" in text
+    again = out / "report.md"
+    before = again.read_bytes()
+    assert _report(project, root).returncode == 0 and again.read_bytes() == before  # byte-stable
+
+
+def test_a_missing_run_is_one_line_naming_it(project: Path, root: Path):
+    (project / "scenarios/runs/class/1/ewc.json").unlink()
+    done = _report(project, root)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "scenarios/runs/class/1/ewc.json: missing" in lines[0]
+    assert not (project / "scenarios/report.md").exists()
+
+
+def test_the_matrix_sums_match_numpy(project: Path, root: Path):
+    assert _report(project, root).returncode == 0
+    full = json.loads((project / "scenarios/metrics/full.json").read_text())
+    ewc = full["scenarios"]["task"]["methods"]["ewc"]
+    expected = np.mean([_matrix("task", "ewc", s) for s in SEEDS], axis=0)
+    np.testing.assert_allclose(ewc["accuracy_matrix_mean"], expected, rtol=1e-6)
