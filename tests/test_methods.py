@@ -1,10 +1,13 @@
-"""The method registry is the one place a method is defined: validation, Ω, plots and the pipeline all read it."""
+"""The method registry (one module per method in cllab/methods/) is the one place a method is defined: validation, Ω,
+plots and the pipeline all read it."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -23,10 +26,66 @@ def test_every_method_has_its_own_name_label_and_colour():
     names = [m.name for m in methods.REGISTRY]
     assert len(set(names)) == len(names) and names[0] == "none"
     labels = [m.label for m in methods.REGISTRY] + [methods.REFERENCES["joint"][0]]
-    colors = [m.color for m in methods.REGISTRY] + [methods.REFERENCES["joint"][1]]
-    assert len(set(labels)) == len(labels) and len(set(colors)) == len(colors)
+    assert len(set(labels)) == len(labels)
+    for experiment in methods.EXPERIMENTS:  # replay (sequence) and er (scenarios) share navy: never in one figure
+        colors = [methods.color(m) for m in methods.names(experiment)] + [methods.REFERENCES["joint"][1]]
+        assert len(set(colors)) == len(colors), experiment
     assert all(re.fullmatch(r"#[0-9a-f]{6}", m.color) for m in methods.REGISTRY)
     assert methods.label("joint") == "joint (upper bound)" and methods.label("ewc_sampled") == "EWC, sampled F"
+
+
+# The registry's order before it was split into one module per method (cllab/methods.py, until 2026-12): params.yaml's
+# method lists and every error message follow it, so the modules' `order` must reproduce it exactly.
+ORDER_BEFORE_THE_SPLIT = ("none", "l2", "l2_latest", "ewc", "ewc_sampled", "ewc_empirical", "ewc_online", "ewc_decay",
+                          "ewc_latest", "si", "mas", "replay", "lwf", "agem", "er")
+
+
+def test_the_registry_is_every_module_of_the_package_in_its_order(root):
+    modules = sorted(p.stem for p in (root / "cllab" / "methods").glob("*.py") if p.stem != "__init__")
+    assert sorted(methods.NAMES) == modules
+    assert methods.NAMES == ORDER_BEFORE_THE_SPLIT
+    assert methods.names("two_task") == ("none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "si", "mas")
+    assert methods.names("scenarios") == ("none", "l2", "ewc", "ewc_sampled", "ewc_empirical", "ewc_online", "si",
+                                          "mas", "lwf", "agem", "er")
+    for method in methods.REGISTRY:
+        module = sys.modules[f"cllab.methods.{method.name}"]
+        assert module.METHOD is method and module.__doc__, method.name  # each says what the method is
+
+
+def test_the_registry_imports_no_tensorflow(root):
+    """Params validation imports every method module: none may pull in TensorFlow (seconds instead of milliseconds)."""
+    code = "import sys, cllab.params; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "[]", run.stderr
+
+
+def _package(tmp_path, monkeypatch, name: str, modules: dict[str, str]) -> tuple[list[str], str]:
+    """A throw-away package of method modules (name: source) on sys.path, for `methods.discover`."""
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return [str(package)], name
+
+
+def test_a_module_that_is_not_a_method_stops_the_registry_naming_it(tmp_path, monkeypatch):
+    method = 'from cllab.methods import Method\nMETHOD = Method({name!r}, "{name}", "#123456", omega=None, order={order})\n'
+    found = methods.discover(*_package(tmp_path, monkeypatch, "fine", {
+        "b_first": method.format(name="b_first", order=1), "a_second": method.format(name="a_second", order=2.5)}))
+    assert [m.name for m in found] == ["b_first", "a_second"]  # by order, not by file name
+    for package, modules, message in [
+        ("helper", {"helper": "X = 1\n"}, r"helper/helper\.py: defines no METHOD = Method\(\.\.\.\)"),
+        ("renamed", {"ewc2": method.format(name="ewc", order=1)},
+         r"renamed/ewc2\.py: METHOD\.name is 'ewc', expected 'ewc2'"),
+        ("tied", {"one": method.format(name="one", order=3), "two": method.format(name="two", order=3)},
+         r"tied: methods one and two share order 3 \(give each its own place\)"),
+        ("unordered", {"one": method.format(name="one", order="float('nan')")},
+         r"unordered/one\.py: METHOD\.order must be a finite number, got nan"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            methods.discover(*_package(tmp_path, monkeypatch, package, modules))
 
 
 def test_every_omega_names_a_function_of_cllab_importance():
@@ -61,7 +120,7 @@ def test_sequence_only_methods_are_not_accepted_by_the_two_task_study(good):
 
 def test_a_method_added_to_the_registry_is_validated_without_touching_params_py(good, monkeypatch):
     rwalk = methods.Method("rwalk", "RWalk", "#e377c2", omega="omega_ones", settings="rwalk",
-                           settings_schema={"alpha": num_positive()})
+                           settings_schema={"alpha": num_positive()}, order=105)
     registry = (*methods.REGISTRY, rwalk)
     monkeypatch.setattr(methods, "REGISTRY", registry)
     monkeypatch.setattr(methods, "BY_NAME", {m.name: m for m in registry})
@@ -87,8 +146,8 @@ def test_fixed_settings_override_params(good):
     assert methods.settings_for("ewc_sampled", changed)["kind"] == "sampled"
     assert methods.settings_for("ewc_empirical", changed)["kind"] == "empirical"
     assert methods.settings_for("l2", changed) == {} and methods.settings_for("none", changed) == {}
-    with pytest.raises(ValueError, match="unknown method 'lwf' \\(known: none, l2"):
-        methods.get("lwf")
+    with pytest.raises(ValueError, match="unknown method 'rwalk' \\(known: none, l2, l2_latest, ewc"):
+        methods.get("rwalk")
 
 
 def test_methods_sharing_settings_must_agree_on_them(monkeypatch):
@@ -149,5 +208,7 @@ def test_each_method_gets_the_importance_its_paper_defines():
     np.testing.assert_array_equal(of("ewc", "empirical")["logits/bias"], of("ewc_empirical")["logits/bias"])
     np.testing.assert_allclose(of("si")["logits/bias"], omega["logits/bias"] / (0.25 + 0.1), rtol=1e-6)
     np.testing.assert_array_equal(of("mas")["hidden/bias"], importance.mas_importance(net, x)["hidden/bias"])
-    with pytest.raises(ValueError, match="unknown method 'lwf'"):
-        of("lwf")
+    assert of("lwf") is None  # distillation, not a penalty on the weights
+    with pytest.raises(ValueError, match="unknown method 'rwalk'"):
+        of("rwalk")
+
