@@ -281,7 +281,7 @@ def si_importance(
     }
 
 
-# --- Each method's Ω (the `omega` of its entry in cllab.methods): (source, settings) -> {weight name: Ω}. ------------
+# --- Each method's Ω (the `omega` of its module in cllab.methods): (source, settings) -> {weight name: Ω}. -----------
 
 
 @dataclass(frozen=True)
@@ -331,9 +331,13 @@ def method_importance(name: str, source: Source, settings: Mapping) -> dict[str,
     return omega_function(method.omega)(source, settings)
 
 
-def omega_function(name: str) -> Callable[[Source, Mapping], dict[str, np.ndarray]]:
-    """The Ω function a registry entry names; ValueError if this module has none of that name."""
-    function = globals().get(name)
-    if not name.startswith("omega_") or not callable(function):
-        raise ValueError(f"cllab.importance has no Ω function {name!r}")
+def omega_function(omega: str | Callable[[Source, Mapping], dict[str, np.ndarray]]
+                   ) -> Callable[[Source, Mapping], dict[str, np.ndarray]]:
+    """The Ω function a method's `omega` gives: a function of its own module as it is, or the name of one of this
+    module's (omega_ones, omega_fisher, omega_si, omega_mas); ValueError if this module has none of that name."""
+    if callable(omega):
+        return omega
+    function = globals().get(omega) if isinstance(omega, str) else None
+    if not isinstance(omega, str) or not omega.startswith("omega_") or not callable(function):
+        raise ValueError(f"cllab.importance has no Ω function {omega!r}")
     return function

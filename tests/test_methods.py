@@ -212,3 +212,34 @@ def test_each_method_gets_the_importance_its_paper_defines():
     with pytest.raises(ValueError, match="unknown method 'rwalk'"):
         of("rwalk")
 
+
+def test_a_method_module_can_bring_its_own_omega_function(tmp_path, monkeypatch):
+    """A new penalty need not touch cllab/importance.py: its module defines its Ω function and names it in METHOD."""
+    from cllab import importance, model
+
+    source_code = '''"""Half of L2 per unit of alpha: a made-up Ω to show where a method's own function lives."""
+import numpy as np
+from cllab.methods import Method
+from cllab.schema import num_positive
+
+
+def omega_scaled(source, settings):
+    return {name: np.full_like(w, 0.5 * settings["alpha"]) for name, w in source.theta().items()}
+
+
+METHOD = Method("scaled", "scaled L2", "#123456", omega=omega_scaled, settings="scaled",
+                settings_schema={"alpha": num_positive()}, order=25)
+'''
+    (scaled,) = methods.discover(*_package(tmp_path, monkeypatch, "own_omega", {"scaled": source_code}))
+    registry = (*methods.REGISTRY, scaled)
+    monkeypatch.setattr(methods, "REGISTRY", registry)
+    monkeypatch.setattr(methods, "BY_NAME", {m.name: m for m in registry})
+    assert importance.omega_function(scaled.omega) is scaled.omega
+    net = model.build_model(model.ModelConfig(hidden_units=3, dropout=0.0, input_shape=(2, 2)))
+    source = importance.Source(net, np.zeros((4, 2, 2)), np.zeros(4, int))
+    omega = importance.method_importance("scaled", source, methods.settings_for("scaled", {"scaled": {"alpha": 4.0}}))
+    assert set(omega) == set(model.weight_names(net))
+    assert all(np.all(values == 2.0) for values in omega.values())
+    for bad in ("fisher_diagonal", "omega_nothing", 3):
+        with pytest.raises(ValueError, match="cllab.importance has no Ω function"):
+            importance.omega_function(bad)
