@@ -44,7 +44,7 @@ def schema() -> dict[str, Any]:
         "model": {"hidden_units": int_at_least(1), "dropout": half_open_fraction()},
         "train_joint": TRAINING,
         "train_a": TRAINING,
-        "importance": methods_lib.settings_schema(),  # each method's Ω settings (cllab/methods.py)
+        "importance": methods_lib.settings_schema(),  # each method's Ω settings (cllab/methods/)
         "train_b": {**TRAINING, **{name: {"lambda": methods_lib.get(name).lambda_spec} for name in two_task}},
         "sweep": {
             "seed": int_at_least(0),

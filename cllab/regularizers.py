@@ -1,6 +1,6 @@
 """Quadratic penalties that pull weights towards an anchor: λ/2·Σ_i Ω_i(θ_i − θ*_i)².
 
-Fine-tuning, L2, EWC, SI and MAS differ only in the importance Ω (cllab/methods.py says how each is made): none, all
+Fine-tuning, L2, EWC, SI and MAS differ only in the importance Ω (cllab/methods/ says how each is made): none, all
 ones, the diagonal Fisher, SI's path integral, MAS' output sensitivity.
 """
 

@@ -15,7 +15,7 @@ from cllab.schema import fraction, half_open_fraction, int_at_least, unique_list
 
 
 def method_schema(name: str) -> dict[str, Any]:
-    """`sequence.method.<name>`: its λ and the method's own options (cllab/methods.py)."""
+    """`sequence.method.<name>`: its λ and the method's own options (cllab/methods/<name>.py)."""
     method = methods_lib.get(name)
     return {"lambda": method.lambda_spec, **dict(method.options)}
 

@@ -2,7 +2,8 @@
 
 Rule (documented in the README): for each method, train on B from θ_A (seed 0) with every λ of a roughly log-spaced
 grid, using train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest validation
-average accuracy (A and B after B). Reads the anchors of `dvc repro importance@0` and data/prepared/.
+average accuracy (A and B after B). Reads data/prepared/ and the anchors models/<seed>/anchors/<method>.npz, which
+stage train_b@<seed>-<method> writes (`dvc repro train_b@0-ewc`, or `dvc pull`).
 
     python -m scripts.select_lambda                          # the default grids below
     python -m scripts.select_lambda --grid ewc=1000,2000 --grid si=100,1000 [--optimizer adam --learning-rate 1e-3]
@@ -12,7 +13,7 @@ import argparse
 
 from cllab import cli, methods
 
-# each method's grid is its `lambda_grid` in cllab/methods.py
+# each method's grid is its `lambda_grid` in cllab/methods/<method>.py
 GRIDS = {m.name: list(m.lambda_grid) for m in methods.REGISTRY if m.lambda_grid}
 
 

@@ -1,5 +1,5 @@
 """Stage plot: figures (accuracy bars, forgetting curves, Fisher heat-map), report.md, and the long-form tables the
-interactive `dvc plots` read (one row per epoch and method, with its readable name and colour from cllab/methods.py,
+interactive `dvc plots` read (one row per epoch and method, with its readable name and colour from cllab/methods/,
 so the plots follow `methods` without naming any): plots/forgetting.csv (test accuracy on A and B while training B,
 epoch 0 = θ_A) and plots/training_b.csv (the terms of the objective per epoch, from DVCLive), means over seeds."""
 

@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=cli.seed_arg, required=True)
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
-    parser.add_argument("--method", required=True, help="a method of cllab/methods.py for the scenarios, or joint")
+    parser.add_argument("--method", required=True, help="a method of cllab/methods/ for the scenarios, or joint")
     parser.add_argument("--out", type=Path, required=True, help="JSON")
     parser.add_argument("--validation-only", action="store_true",
                         help="score validation data only (no test image is read): for choosing settings")

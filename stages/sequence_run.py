@@ -21,7 +21,7 @@ class _NoRetracingNote(logging.Filter):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=cli.seed_arg, required=True)
-    parser.add_argument("--method", required=True, help="a method of cllab/methods.py for sequences, or joint")
+    parser.add_argument("--method", required=True, help="a method of cllab/methods/ for sequences, or joint")
     parser.add_argument("--out", type=Path, required=True, help="JSON")
     parser.add_argument("--overrides", type=Path, default=None,
                         help="YAML of params.yaml keys to replace: a named configuration, e.g. sequence/paper/params.yaml")

@@ -40,7 +40,7 @@ def main() -> None:
             callbacks=[training.LiveEpochs(live_tmp)], context=f"{section}@{args.seed}",
         )
     extras = {}
-    if args.task == "a":  # SI's raw ingredients; its importance (with ξ) is made by the importance stage
+    if args.task == "a":  # SI's raw ingredients; its importance (with ξ) is made by train_b (stages/train_b.py)
         extras.update({model.SI_OMEGA_PREFIX + k: v for k, v in net.path_integral_values().items()})
         extras.update({model.SI_START_PREFIX + k: v for k, v in start.items()})
     model.save_model(args.out, net, config, extras=extras)

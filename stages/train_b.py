@@ -1,5 +1,10 @@
-"""Stage train_b@<seed>-<method>: start from θ_A, train on task B with the penalty λ/2·Σ Ω(θ−θ_A)², Ω from the
-method's anchor file (none: no penalty)."""
+"""Stage train_b@<seed>-<method>: make the method's anchor from θ_A (θ_A with its importance Ω, cllab/methods/<method>.py
+says how; none: no Ω), then start from it and train on task B with the penalty λ/2·Σ Ω(θ−θ_A)².
+
+The anchor is made here, not by a stage of its own, so that a method's anchor depends on that method's module alone
+(a new method makes its own anchors and reruns no other method's) and costs no extra process: Ω takes ~1 s, a
+process ~4 s of TensorFlow start-up. It is written as one of the stage's outputs (models/<seed>/anchors/<method>.npz,
+the bytes stages/importance.py used to write) and training starts from that file, as it did."""
 
 import argparse
 from pathlib import Path
@@ -12,7 +17,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=cli.seed_arg, required=True)
     parser.add_argument("--method", required=True)
-    parser.add_argument("--anchor", type=Path, required=True, help="θ_A with the method's importance Ω")
+    parser.add_argument("--theta-a", type=Path, required=True, help="θ_A (with SI's path integral) from train_a")
+    parser.add_argument("--anchor", type=Path, required=True, help="written: θ_A with the method's importance Ω")
     parser.add_argument("--data-a", type=Path, default=Path("data/prepared/task_a.npz"))
     parser.add_argument("--data-b", type=Path, default=Path("data/prepared/task_b.npz"))
     parser.add_argument("--out", type=Path, required=True)
@@ -21,17 +27,32 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, required=True, help="JSON: val and test accuracy on A and B (for evaluate)")
     args = parser.parse_args()
     params = cli.load_params()
-    cfg = params["train_b"]
+    cfg, runtime = params["train_b"], params["runtime"]
     if args.method not in methods.names("two_task"):  # not params["methods"]: that list is the matrix, not an input
         raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(methods.names('two_task'))}")
     strength = cfg[args.method]["lambda"]
     cli.start(params, args.seed)
-    from cllab import data, io, model, training
+    from cllab import data, importance, io, model, runtime as runtime_lib, training
 
-    net = model.load_penalized(args.anchor, strength)
-    model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
     task_a = io.load_npz(args.data_a, required=data.task_arrays_names())
     task_b = io.load_npz(args.data_b, required=data.task_arrays_names())
+    theta_a = model.load_model(args.theta_a)
+    source = importance.Source(
+        theta_a, task_a["x_train"], task_a["y_train"],
+        path_integral=model.load_extras(args.theta_a, model.SI_OMEGA_PREFIX),
+        start=model.load_extras(args.theta_a, model.SI_START_PREFIX), seed=args.seed,
+    )
+    omega = importance.method_importance(args.method, source, methods.settings_for(args.method, params["importance"]))
+    model.save_model(args.anchor, theta_a, model.read_config(args.theta_a),
+                     extras=None if omega is None else model.importance_extras(omega))
+    if omega is not None:
+        print(f"seed {args.seed} {args.method}: " + ", ".join(f"{w} max {v.max():.2e}" for w, v in omega.items()))
+
+    # Training must draw from the seeded generators as it did in a process of its own: loading θ_A drew from them
+    # (Keras seeds every new layer, dropout's too, from the global generator); without this θ_B's bytes differ
+    runtime_lib.set_determinism(args.seed, runtime["threads"], runtime["precision"])
+    net = model.load_penalized(args.anchor, strength)
+    model.compile_model(net, cfg["optimizer"]["name"], cfg["optimizer"]["learning_rate"])
     curve = training.TaskAccuracyCurve(
         {"a": (task_a["x_test"], task_a["y_test"]), "b": (task_b["x_test"], task_b["y_test"])}
     )

@@ -157,16 +157,25 @@ def test_methods_sharing_settings_must_agree_on_them(monkeypatch):
         methods.settings_schema()
 
 
-def test_each_method_names_the_stage_that_writes_its_anchor(root):
+def test_each_method_makes_its_anchor_in_its_own_train_b_stage(root):
+    """A method's anchor (θ_A with its Ω) is an output of its own train_b stage, made from θ_A: no stage makes the
+    anchors of several methods, which a new method would rerun (and with it every method's anchor)."""
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    for method in map(methods.get, methods.names("two_task")):
-        stage = pipeline[method.stage]
-        assert "models/${item.seed}/anchors" in stage["outs"], method.name
-        assert "methods" in stage["params"]  # it makes the anchors of the methods in `methods`
+
+    def paths(entries):
+        return [entry if isinstance(entry, str) else next(iter(entry)) for entry in entries]
+
+    train_b = pipeline["train_b"]
+    assert "models/${item.seed}/anchors/${item.method}.npz" in paths(train_b["outs"])
+    assert {"models/${item.seed}/theta_a.npz", "cllab/methods/${item.method}.py"} <= set(train_b["deps"])
+    assert "--theta-a models/${item.seed}/theta_a.npz" in train_b["cmd"]
+    for name, stage in pipeline.items():
+        made = [p for p in paths(stage.get("outs", [])) if "anchors" in p]
+        assert made in ([], ["models/${item.seed}/anchors/${item.method}.npz"]), name
 
 
 def test_pipeline_files_name_no_method(root):
-    """dvc.yaml and the stage scripts take the methods from params.yaml and cllab/methods.py, never by name."""
+    """dvc.yaml and the stage scripts take the methods from params.yaml and cllab/methods/, never by name."""
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
     text = yaml.safe_dump(pipeline)  # comments dropped
     for name in methods.NAMES:

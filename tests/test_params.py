@@ -76,11 +76,10 @@ def test_committed_params_are_valid(root):
 
 
 @pytest.mark.parametrize("stage,args", [
-    ("train_b", ["--seed", "0", "--method", "ewc", "--anchor", "models/0/anchors/ewc.npz", "--out", "models/0/theta_b/ewc.npz",
-                 "--curve", "c.csv", "--live-dir", "live", "--eval", "e.json"]),
+    ("train_b", ["--seed", "0", "--method", "ewc", "--theta-a", "models/0/theta_a.npz", "--anchor", "models/0/anchors/ewc.npz",
+                 "--out", "models/0/theta_b/ewc.npz", "--curve", "c.csv", "--live-dir", "live", "--eval", "e.json"]),
     ("train", ["--task", "a", "--seed", "0", "--out", "models/0/theta_a.npz", "--live-dir", "live", "--eval", "e.json"]),
     ("evaluate", []),
-    ("importance", ["--seed", "0", "--theta-a", "models/0/theta_a.npz", "--out-dir", "models/0/anchors"]),
     ("prepare", ["--out-dir", "data/prepared"]),
 ])
 def test_stage_with_bad_params_exits_1_with_one_line_and_writes_nothing(root, tmp_path, good, stage, args):

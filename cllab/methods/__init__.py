@@ -67,7 +67,7 @@ class Method:
     cllab.importance or a function `(source, settings) -> {weight name: Ω}` of the method's own module (None: no
     penalty, plain fine-tuning); settings: the key under params.yaml's `importance` that function reads (None: it reads
     none) and settings_schema its leaves; fixed: settings the method pins whatever params.yaml says (ewc_sampled always
-    uses the sampled Fisher); stage: the DVC stage that writes its anchor file (θ_A with Ω); lambda_spec: what its λ may be; lambda_grid: the λ values scripts/select_lambda.py tries
+    uses the sampled Fisher); lambda_spec: what its λ may be; lambda_grid: the λ values scripts/select_lambda.py tries
     on validation data. experiments: the experiments it runs in (EXPERIMENTS); carry: how a sequence combines the Ω's
     of past tasks (CARRIES); options: the method's own keys beside `lambda` in params.yaml's `sequence.method.<name>`
     (γ of online carrying, replay's buffer size); replay: whether each batch mixes in stored examples of past tasks
@@ -85,7 +85,6 @@ class Method:
     settings: str | None = None
     settings_schema: Mapping[str, Spec] = field(default_factory=dict)
     fixed: Mapping[str, object] = field(default_factory=dict)
-    stage: str = "importance"
     lambda_spec: Spec = field(default_factory=lambda: num_at_least(0.0))
     lambda_grid: tuple[float, ...] = ()
     experiments: tuple[str, ...] = EXPERIMENTS
