@@ -89,12 +89,16 @@ def project(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for pipeline in PIPELINES:  # locked afresh below: no entry of a stage the pipeline no longer has
         (work / pipeline).with_name("dvc.lock").unlink(missing_ok=True)
     git(work, "init", "-q")
-    missing = set()
+    outs, deps = set(), set()
     for entries in json.loads(dvc(work, "status", "--json") or "{}").values():
         for entry in entries:
             if isinstance(entry, dict):
-                missing |= {path for path in entry.get("changed outs", {}) if not (work / path).exists()}
-    for path in missing:
+                outs |= {path for path in entry.get("changed outs", {}) if not (work / path).exists()}
+                deps |= {path for path in entry.get("changed deps", {}) if not (work / path).exists()}
+    for path in sorted(outs | deps):  # a dependency missing here is another stage's output, or inside one
+        if any(other.startswith(f"{path}/") for other in outs | deps):  # a directory that holds some of them
+            (work / path).mkdir(parents=True, exist_ok=True)
+            continue
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).write_text(f"placeholder for {path}\n")
     dvc(work, "commit", "-f", "-q")
