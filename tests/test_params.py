@@ -153,7 +153,8 @@ def _cllab_check(root, params_path) -> subprocess.CompletedProcess:
 def test_cllab_check_passes_the_committed_params_for_every_pipeline(root):
     done = _cllab_check(root, root / "params.yaml")
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.splitlines()) == 4 and "sequence/paper/params.yaml" in done.stdout and "scenarios/dvc.yaml" in done.stdout
+    assert len(done.stdout.splitlines()) == 4
+    assert "sequence/paper/params.yaml" in done.stdout and "scenarios/dvc.yaml" in done.stdout
 
 
 @pytest.mark.parametrize("dotted,value", [
