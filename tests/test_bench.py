@@ -60,3 +60,24 @@ def test_the_precision_bench_trains_its_model_and_fingerprints_the_weights_deter
     weights = {"w": np.array([1.0, 2.0])}
     nudged = {"w": np.nextafter(weights["w"], 3.0)}
     assert fingerprint(weights) != fingerprint(nudged)
+
+
+def test_the_scenarios_bench_times_every_kind_of_step_and_counts_the_floor_s_flops():
+    """bench.scenarios' measurement on a tiny model: every kind of step it times trains (a finite time per round),
+    and the FLOP count of a step is 6·B·P."""
+    from bench.scenarios import KINDS, measure, step_flops
+    from cllab import model
+    from cllab.scenarios import ClassBalancedMemory
+
+    set_precision("float64")  # conftest restores the float type after the test
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 28, 28)), rng.choice([2, 3], 64).astype(np.int32)
+    memory = ClassBalancedMemory(0, per_class=4)
+    memory.add(rng.random((16, 28, 28)), rng.choice([0, 1], 16).astype(np.int32))
+    config = model.ModelConfig(hidden_units=8, hidden_layers=1, dropout=0.0, num_classes=10)
+    settings = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 16, "lambda": 1.0}
+    for _, method, _ in KINDS:
+        times = measure(method, config, x, y, memory.arrays(), steps=3, rounds=2, settings=settings)
+        assert len(times) == 2 and all(0 < t < 60 for t in times), method
+    big = model.ModelConfig(hidden_units=400, hidden_layers=2, dropout=0.0, num_classes=10)
+    assert step_flops(big, 128) == 6 * 128 * (784 * 400 + 400 * 400 + 400 * 10)  # 365 MFLOP
