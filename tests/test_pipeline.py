@@ -48,11 +48,12 @@ def changed_stages(cwd: Path) -> set[str]:
 
 def copy_project(root: Path, dest: Path) -> None:
     """The project's source files (tracked or new, not ignored), without any results and without the on-demand
-    pipelines (sweep/dvc.yaml: the last test adds it, with a grid small enough to run; sequence/dvc.yaml: see
-    tests/test_sequence_pipeline.py) but with sequence/paper/params.yaml, which every check_params reads."""
+    pipelines (sweep/dvc.yaml: the last test adds it, with a grid small enough to run; sequence/dvc.yaml and
+    scenarios/dvc.yaml: see tests/test_sequence_pipeline.py) but with sequence/paper/params.yaml, which every check_params reads."""
     files = run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split()
     for name in files:
-        if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/", "sweep/", "sequence/")) \
+        if name == "dvc.lock" or name.startswith(("metrics/", "plots/", "dvclive/", "sweep/", "sequence/",
+                                                              "scenarios/")) \
                 and name != "sequence/paper/params.yaml" or not (root / name).is_file():
             continue
         (dest / name).parent.mkdir(parents=True, exist_ok=True)

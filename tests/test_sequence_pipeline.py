@@ -19,7 +19,7 @@ def copy_sources(root: Path, dest: Path, keep: tuple[str, ...]) -> None:
     """The project's files (tracked or new, not ignored) without the main pipeline (dvc.yaml) and without the
     on-demand pipelines' files (sequence/, sweep/) other than `keep`."""
     for name in run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.split():
-        if name == "dvc.yaml" or name.startswith(("sequence/", "sweep/")) and name not in keep \
+        if name == "dvc.yaml" or name.startswith(("sequence/", "sweep/", "scenarios/")) and name not in keep \
                 and name != "sequence/paper/params.yaml" \
                 or not (root / name).is_file():
             continue
