@@ -259,11 +259,34 @@ class Settings:
     options: Mapping[str, object]
     seed: int
     test: bool = True
+    optimizer_state: str = "reset"  # between tasks: 'reset' (a fresh optimizer per task) or 'carry' (go on)
+
+
+OPTIMIZER_STATES = ("reset", "carry")
+
+
+def _carry_optimizer(source: keras.Model, target: keras.Model) -> None:
+    """Give a newly compiled `target` the optimizer state of `source` (Adam's moments and step count), as one
+    optimizer object kept across tasks would have it."""
+    if len(source.optimizer.variables) != len(target.optimizer.variables):
+        raise ValueError("the optimizers differ in their variables: no state to carry over")
+    for variable, value in zip(target.optimizer.variables, source.optimizer.variables):
+        variable.assign(value)
+
+
+def _reset_path_integral(net: keras.Model, fresh: Sequence[np.ndarray]) -> None:
+    """Reset SI's path integral only (it is per task, whatever happens to the optimizer)."""
+    for variable, value in zip(net.path_integral or [], fresh[len(net.optimizer.variables):]):
+        variable.assign(value)
 
 
 def run_method(name: str, tasks: SplitTasks, settings: Settings, log: Callable[[str], None] = print) -> dict:
     """Train the tasks in turn with method `name`; return R on test (T×T) and validation (row t: tasks seen so far),
-    the initial model's test accuracies and the largest Ω̄ of each task's penalty."""
+    the initial model's test accuracies and the largest Ω̄ of each task's penalty. `settings.optimizer_state`:
+    'reset' starts each task with a fresh optimizer (as Avalanche does), 'carry' lets Adam's moments and step count
+    go on across tasks (as van de Ven et al.'s and Hsu et al.'s code do by default)."""
+    if settings.optimizer_state not in OPTIMIZER_STATES:
+        raise ValueError(f"optimizer_state {settings.optimizer_state!r}: expected one of {OPTIMIZER_STATES}")
     method = methods.get(name)
     scenario = tasks.scenario
     keras.utils.set_random_seed(settings.seed)  # the same θ_1 for every method of a seed
@@ -283,15 +306,21 @@ def run_method(name: str, tasks: SplitTasks, settings: Settings, log: Callable[[
         weights = model.get_weights(net)
         if fresh is None or (quadratic is not None and penalty is None):
             penalty = None if quadratic is None else regularizers.penalty_for(settings.strength, *quadratic)
+            previous = net if fresh is not None else None  # a model that has trained a task
             net = build(config, penalty=penalty, track_path_integral=method.omega == "omega_si",
                         memory=method.memory, groups=scenario.count if method.distill else 0)
             model.set_weights(net, weights)
             model.compile_model(net, settings.optimizer, settings.learning_rate)
             fresh = model.fresh_training_state(net)
+            if previous is not None and settings.optimizer_state == "carry":
+                _carry_optimizer(previous, net)
         else:
             if quadratic is not None:
                 penalty.move_to(*quadratic)
-            model.reset_training(net, fresh)
+            if settings.optimizer_state == "reset":
+                model.reset_training(net, fresh)
+            else:
+                _reset_path_integral(net, fresh)
         net.set_task(live_table(scenario, t), current_weight=1.0 / (t + 1), teacher_weights=teacher,
                      teacher_units=teacher_heads(scenario, t) if teacher is not None else None,
                      distill_weight=settings.strength if method.distill else 0.0)

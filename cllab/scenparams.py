@@ -24,7 +24,8 @@ def _digit_groups(v: Any) -> bool:
 
 
 ORDER = Spec(_digit_groups, "a list of at least 2 lists of distinct digits 0-9, all of one size >= 2")
-TRAIN = {"iterations": int_at_least(1), "batch_size": int_at_least(1), "optimizer": params_lib.OPTIMIZER}
+TRAIN = {"iterations": int_at_least(1), "batch_size": int_at_least(1), "optimizer": params_lib.OPTIMIZER,
+         "optimizer_state": one_of("reset", "carry")}
 
 
 def method_schema(name: str) -> dict[str, Any]:

@@ -74,6 +74,7 @@ def main() -> None:
                     config=model.ModelConfig(**section["model"], num_classes=scenario.num_outputs),
                     iterations=train["iterations"], batch_size=train["batch_size"],
                     optimizer=train["optimizer"]["name"], learning_rate=train["optimizer"]["learning_rate"],
+                    optimizer_state=train["optimizer_state"],
                     importance=section["importance"], strength=strength,
                     options={k: v for k, v in own.items() if k != "lambda"}, seed=args.seed,
                     test=False)  # validation only: no test image is scored while choosing

@@ -48,6 +48,7 @@ def main() -> None:
     settings = incremental.Settings(
         config=config, iterations=train["iterations"], batch_size=train["batch_size"],
         optimizer=train["optimizer"]["name"], learning_rate=train["optimizer"]["learning_rate"],
+        optimizer_state=train["optimizer_state"],
         importance=section["importance"], strength=own["lambda"],
         options={k: v for k, v in own.items() if k != "lambda"}, seed=args.seed, test=not args.validation_only,
     )

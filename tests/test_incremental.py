@@ -222,3 +222,38 @@ def test_validation_only_runs_read_no_test_example():
     result = incremental.run_method("er", tasks, _settings("er", "class", test=False), log=lambda _: None)
     assert set(result["R"]) == {"val"} and result["initial"] == {}
     assert not any(split == "test" for _, split in tasks._kept)
+
+
+@pytest.mark.parametrize("name", ["none", "ewc", "si"])  # ewc: its model is rebuilt with the penalty for task 2
+def test_carried_optimizer_state_goes_on_across_tasks_and_reset_starts_afresh(name, monkeypatch):
+    """'carry' (van de Ven's and Hsu's default) starts task t where task t−1's optimizer stopped: Adam's step count
+    and moments; 'reset' starts every task from the freshly compiled state. SI's path integral restarts either way."""
+    fit = incremental.training.fit
+    for state in ("carry", "reset"):
+        seen = []
+
+        def spy(net, *args, **kwargs):
+            before = [v.numpy().copy() for v in net.optimizer.variables]
+            path = [v.numpy().copy() for v in net.path_integral or []]
+            fit(net, *args, **kwargs)
+            seen.append((before, [v.numpy().copy() for v in net.optimizer.variables], path))
+
+        monkeypatch.setattr(incremental.training, "fit", spy)
+        tasks = SplitTasks(_separable(), Scenario("task"))
+        incremental.run_method(name, tasks, _settings(name, "task", optimizer_state=state), log=lambda _: None)
+        assert len(seen) == 5
+        for t, (before, _, path) in enumerate(seen):
+            assert all(np.all(p == 0) for p in path)
+            step = int(before[0])  # Keras' optimizer variables start with its step count
+            if state == "carry":
+                assert step == 40 * t
+                if t:
+                    assert all(np.array_equal(a, b) for a, b in zip(before, seen[t - 1][1]))
+            else:
+                assert step == 0 and all(not np.any(v) for v in before[2:])  # fresh moments (index 1: lr)
+
+
+def test_an_unknown_optimizer_state_is_refused():
+    tasks = SplitTasks(_separable(), Scenario("task"))
+    with pytest.raises(ValueError, match="optimizer_state"):
+        incremental.run_method("none", tasks, _settings("none", "task", optimizer_state="keep"), log=lambda _: None)
