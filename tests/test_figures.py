@@ -246,6 +246,9 @@ def test_the_reference_lines_are_black_and_dashed_in_a_legend_of_their_own(root)
     (reference,) = references
     assert reference["mark"]["color"] == "#000000" and reference["encoding"]["strokeDash"]["field"] == "label"
     assert all(len(dash) > 1 for dash in reference["encoding"]["strokeDash"]["scale"]["range"])  # dashed, not solid
+    # a chart without references has an empty reference legend: without a title Vega gives it infinite bounds and
+    # draws the whole chart broken (seen in headless Chromium)
+    assert reference["encoding"]["strokeDash"]["title"] not in (None, "")
     methods_layers = [layer for layer in template["layer"] if layer is not reference]
     assert all(layer["transform"] == [{"filter": "!datum._reference"}] for layer in methods_layers)
     assert template["resolve"]["legend"]["strokeDash"] == "independent"
