@@ -18,7 +18,8 @@ def main() -> None:
     parser.add_argument("--out-csv", type=Path, required=True)
     parser.add_argument("--out-png", type=Path, required=True)
     args = parser.parse_args()
-    p = cli.load_params()["plot"]
+    params = cli.load_params()
+    p = params["plot"]
     from cllab import io, plots
 
     points = [json.loads(path.read_text()) for path in sorted(args.points.rglob("*.json"))]
@@ -29,7 +30,9 @@ def main() -> None:
     io.save_csv(args.out_csv, rows, COLUMNS, digits=4)
     joint = json.loads(args.joint_metrics.read_text())
     reference = {"acc_a": joint["A_after_B"], "acc_b": joint["B_after_B"]}
-    io.write_bytes(args.out_png, plots.front(points, reference, (p["width_in"] * 1.5, p["height_in"] * 1.3), p["dpi"]))
+    default = (params["train_b"]["optimizer"]["name"], params["model"]["hidden_units"])  # the main experiment's: first
+    io.write_bytes(args.out_png, plots.front(points, reference, (p["width_in"] * 1.5, p["height_in"] * 1.3), p["dpi"],
+                                             default, params["sweep"]["seed"]))
 
 
 if __name__ == "__main__":

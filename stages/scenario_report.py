@@ -73,14 +73,15 @@ def main() -> None:
     io.save_csv(out / "metrics" / "summary.csv", rows, columns)
 
     size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
+    setting = plots.configuration(section["model"], section["train"])
     figures = {"All three scenarios": "plots/summary.png"}
     with io.atomic_dir(out / "plots") as tmp:
-        io.write_bytes(tmp / "summary.png", plots.scenario_summary(rows, size, dpi, len(seeds)))
+        io.write_bytes(tmp / "summary.png", plots.scenario_summary(rows, size, dpi, len(seeds), setting, tasks))
         for s in scenarios:
             mine = [r for r in rows if r["scenario"] == s]
-            io.write_bytes(tmp / f"{s}.png", plots.scenario_bars(mine, s, size, dpi, len(seeds)))
+            io.write_bytes(tmp / f"{s}.png", plots.scenario_bars(mine, s, size, dpi, len(seeds), setting, tasks))
             io.write_bytes(tmp / f"matrices_{s}.png", plots.accuracy_matrices(
-                summaries[s], size, dpi, len(seeds), experiment=f"Split MNIST, {plots.SCENARIO_TITLES[s]}"))
+                summaries[s], size, dpi, len(seeds), experiment=f"Split MNIST, {plots.SCENARIO_TITLES[s]} ({setting})"))
             figures[f"{plots.SCENARIO_TITLES[s]}: average accuracy beside the published"] = f"plots/{s}.png"
             figures[f"{plots.SCENARIO_TITLES[s]}: accuracy matrices"] = f"plots/matrices_{s}.png"
     train, model = section["train"], section["model"]

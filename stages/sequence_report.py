@@ -51,17 +51,17 @@ def main() -> None:
 
     tasks = seq["num_tasks"]
     # one joint model, trained on all tasks at once, scored on the first t (not a joint model of t tasks)
-    references = {"joint": (f"joint, all {tasks} tasks at once (upper bound)", methods.color("joint"),
+    references = {"joint": (f"joint, all {tasks} tasks at once (upper bound)",
                             [float(np.mean([np.mean(j["test"][:t]) for j in joint_runs.values()]))
                              for t in range(1, tasks + 1)])}
     if "none" in runs:  # what each task reaches when just learned without protection: fine-tuning's diagonal
         diagonal = np.mean([np.diag(r["R"]["test"]) for r in runs["none"].values()], axis=0)
-        references["just_learned"] = ("each task just learned (fine-tune)", "#aaaaaa",
+        references["just_learned"] = ("each task just learned (fine-tune)",
                                       [float(np.mean(diagonal[:t])) for t in range(1, tasks + 1)])
     by_tasks = plots.sequence_by_tasks_table(summary, references)
-    io.save_csv(out / "metrics" / "by_tasks.csv", by_tasks,
-                ["method", "label", "color", "tasks", "average_accuracy", "ci95"])
+    io.save_csv(out / "metrics" / "by_tasks.csv", by_tasks, plots.SEQUENCE_BY_TASKS_COLUMNS)
     size, dpi = (p["width_in"], p["height_in"]), p["dpi"]
+    setting = plots.configuration(seq["model"], seq["train"])  # which configuration: default or paper scale
     curves = {m: {s: run["curve"] for s, run in by_seed.items()} for m, by_seed in runs.items()}
     curve_table = plots.sequence_curve_table(curves, seq["curve_tasks"])
     figures = {
@@ -72,12 +72,11 @@ def main() -> None:
     }
     with io.atomic_dir(out / "plots") as tmp:
         io.write_bytes(tmp / "fig2a.png", plots.sequence_curves(curve_table, seq["curve_tasks"],
-                                                                seq["train"]["epochs"], size, dpi, len(seeds)))
-        io.write_bytes(tmp / "fig2b.png", plots.sequence_average(by_tasks, list(references), size, dpi, len(seeds)))
-        io.write_bytes(tmp / "matrices.png", plots.accuracy_matrices(summary, size, dpi, len(seeds)))
-        io.save_csv(tmp / "curves.csv", curve_table,
-                    ["method", "label", "color", "step", "task",
-                     *[f"acc_{j}" for j in range(1, seq["curve_tasks"] + 1)]])
+                                                                seq["train"]["epochs"], size, dpi, len(seeds), setting))
+        io.write_bytes(tmp / "fig2b.png", plots.sequence_average(by_tasks, size, dpi, len(seeds), setting))
+        io.write_bytes(tmp / "matrices.png", plots.accuracy_matrices(summary, size, dpi, len(seeds),
+                                                                     f"Permuted MNIST ({setting})"))
+        io.save_csv(tmp / "curves.csv", curve_table, plots.sequence_curve_columns(seq["curve_tasks"]))
     train = seq["train"]
     model = seq["model"]
     setup = (f"{tasks} tasks: MNIST, then MNIST with its pixels permuted (one fixed order per task and seed); one "

@@ -28,10 +28,24 @@ def test_by_method_template_colours_by_label_and_dashes_by_revision(root):
     text = json.dumps(template)
     for anchor in ("DATA", "X", "Y", "TITLE", "X_LABEL", "Y_LABEL"):
         assert f"<DVC_METRIC_{anchor}>" in text
-    assert template["encoding"]["strokeDash"]["field"] == "rev"
-    line = template["layer"][0]["encoding"]["color"]
-    assert line["field"] == "label" and line["scale"]["range"] == {"field": "_color"}
+    line = template["layer"][0]["encoding"]
+    assert line["strokeDash"]["field"] == "rev"  # the methods' lines: one dash per revision
+    assert line["color"]["field"] == "label" and line["color"]["scale"]["range"] == {"field": "_color"}
     assert template["encoding"]["x"]["axis"]["tickMinStep"] == 1  # integer epochs
+
+
+def test_every_committed_figure_is_on_the_plots_page(root):
+    """`dvc plots show` draws the images every pipeline's `plots:` lists: each PNG committed under a plots/ folder."""
+    listed = set()
+    for pipeline in ("dvc.yaml", "sweep/dvc.yaml", "sequence/dvc.yaml", "sequence/paper/dvc.yaml",
+                     "scenarios/dvc.yaml"):
+        base = (root / pipeline).parent
+        for entry in yaml.safe_load((root / pipeline).read_text()).get("plots", []):
+            if isinstance(entry, str):
+                listed.add((base / entry).resolve().relative_to(root).as_posix())
+    tracked = subprocess.run(["git", "ls-files", "*.png"], cwd=root, capture_output=True, text=True, check=True)
+    figures = {f for f in tracked.stdout.split() if "/plots/" in f"/{f}" and "/ci/" not in f"/{f}"}
+    assert figures and figures <= listed, sorted(figures - listed)
 
 
 def test_interactive_plots_are_templated_and_read_long_form_tables(root):
