@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.textpath import TextToPath  # noqa: E402
 
-from cllab import methods  # noqa: E402
+from cllab import methods, metrics  # noqa: E402
 
 # Font sizes in points, shared by every figure.
 TITLE_SIZE = 11
@@ -138,15 +138,12 @@ def interval_note(seeds: int, drawn: str | None = None) -> str:
 
 
 def ci95(values: np.ndarray) -> np.ndarray:
-    """Half-width of the 95 % t-interval of the mean over axis 0 ([seeds, ...] → [...]; zeros for one seed), as
-    cllab.metrics.mean_ci95."""
+    """Half-width of the 95 % t-interval of the mean over axis 0 ([seeds, ...] → [...]; zeros for one seed):
+    cllab.metrics.mean_ci95 element by element."""
     values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    if n < 2:
-        return np.zeros(values.shape[1:])
-    from scipy import stats
-
-    return stats.t.ppf(0.975, n - 1) * values.std(axis=0, ddof=1) / np.sqrt(n)
+    flat = values.reshape(len(values), -1)
+    halves = [metrics.mean_ci95(flat[:, k])["ci95"] or 0.0 for k in range(flat.shape[1])]
+    return np.asarray(halves, dtype=np.float64).reshape(values.shape[1:])
 
 
 @plt.rc_context(STYLE)
