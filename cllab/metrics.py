@@ -226,11 +226,12 @@ def sequence_report(R: Sequence[Sequence[float]], initial: Sequence[float] | Non
 SEQUENCE_HEADLINE = {"average": "average_accuracy", "forgetting": "forgetting"}
 
 
-def sequence_run_report(run: Mapping) -> dict:
+def sequence_run_report(run: Mapping, forward_transfer: bool = True) -> dict:
     """One run of a sequence (stages/sequence_run.py's JSON): sequence_report on the test matrix with the initial
     model's accuracies, plus the validation average accuracy after each task (over the tasks seen so far), the
-    number hyper-parameters are chosen by."""
-    report = sequence_report(run["R"]["test"], run["initial"]["test"])
+    number hyper-parameters are chosen by. `forward_transfer=False`: FWT is None, for a setting where R[j−1][j] is 0
+    by construction (class-incremental learning: no live unit is task j's class before task j)."""
+    report = sequence_report(run["R"]["test"], run["initial"]["test"] if forward_transfer else None)
     val = run["R"]["val"]
     report["val_average_after_task"] = [float(np.mean(val[i][: i + 1])) for i in range(len(val))]
     report["val_average_accuracy"] = report["val_average_after_task"][-1]

@@ -45,7 +45,8 @@ def main() -> None:
     for s in scenarios:
         runs = {m: {seed: read(args.runs / s / str(seed) / f"{m}.json") for seed in seeds} for m in names}
         joint_runs = {seed: read(args.runs / s / str(seed) / "joint.json")["R_joint"] for seed in seeds}
-        reports = {m: {seed: metrics.sequence_run_report(r) for seed, r in by_seed.items()} for m, by_seed in runs.items()}
+        reports = {m: {seed: metrics.sequence_run_report(r, forward_transfer=s != "class") for seed, r in by_seed.items()}
+                   for m, by_seed in runs.items()}
         summary = metrics.sequence_summary({m: list(by_seed.values()) for m, by_seed in reports.items()})
         joint = {split: metrics.mean_ci95([float(np.mean(j[split])) for j in joint_runs.values()])
                  for split in ("test", "val")}

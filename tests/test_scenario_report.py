@@ -63,6 +63,9 @@ def test_the_report_writes_every_number_from_the_runs_beside_the_published(proje
     assert json.loads((out / "metrics/seeds/task/1/none.json").read_text())["average"] == pytest.approx(
         (0.61 * 4 + 0.99) / 5)
     full = json.loads((out / "metrics/full.json").read_text())
+    # FWT reads R[j−1][j]: 0 by construction in class-incremental learning (task j's classes have no live unit yet)
+    assert full["scenarios"]["class"]["methods"]["er"]["fwt"] is None
+    assert full["scenarios"]["task"]["methods"]["er"]["fwt"]["mean"] is not None
     paired = full["scenarios"]["class"]["paired_to_fine_tune"]["er"]
     assert paired["mean"] == pytest.approx(0.9 * 4 / 5) and paired["seeds_better"] == 2
     rows = (out / "metrics/summary.csv").read_text().splitlines()
