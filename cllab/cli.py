@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -59,6 +60,17 @@ def start(params: dict[str, Any], seed: int) -> None:
     from cllab.runtime import set_determinism
 
     set_determinism(seed, params["runtime"]["threads"], params["runtime"]["precision"])
+
+
+class _NoRetracingNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def drop_retracing_note() -> None:
+    """A task sequence makes the Fisher's tf.function once per task (per call of the importance function), and TF
+    notes each retrace: expected there, so the note is dropped."""
+    logging.getLogger("tensorflow").addFilter(_NoRetracingNote())
 
 
 def seed_arg(value: str) -> int:

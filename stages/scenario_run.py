@@ -3,20 +3,11 @@ one method (or all at once: --method joint) and write its accuracy matrix R on v
 model's accuracies and the largest importance of each task's penalty, as one JSON file."""
 
 import argparse
-import logging
 from pathlib import Path
 
 from cllab import cli, scenparams
 from cllab import methods as methods_lib
 from cllab.scenarios import SCENARIOS
-
-
-class _NoRetracingNote(logging.Filter):
-    """TF notes that the Fisher's tf.function (made per call of the importance function) is traced once per task:
-    expected, dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def main() -> None:
@@ -35,7 +26,7 @@ def main() -> None:
         raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(known)}, joint")
     own = section["method"].get(args.method, {}).get(args.scenario, {"lambda": 0})
     cli.start(params, args.seed)
-    logging.getLogger("tensorflow").addFilter(_NoRetracingNote())
+    cli.drop_retracing_note()
     from cllab import data, incremental, io, model
     from cllab.scenarios import Scenario, SplitTasks
 

@@ -3,19 +3,10 @@ once: --method joint) and write its accuracy matrix R on validation and test, th
 per-epoch test accuracy of the first tasks and the largest importance of each task's penalty, as one JSON file."""
 
 import argparse
-import logging
 from pathlib import Path
 
 from cllab import cli, seqparams
 from cllab import methods as methods_lib
-
-
-class _NoRetracingNote(logging.Filter):
-    """TF notes that the Fisher's tf.function (made per call of the importance function) is traced once per task:
-    expected, dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def main() -> None:
@@ -33,7 +24,7 @@ def main() -> None:
         raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(known)}, joint")
     own = seq["method"].get(args.method, {"lambda": 0})
     cli.start(params, args.seed)
-    logging.getLogger("tensorflow").addFilter(_NoRetracingNote())
+    cli.drop_retracing_note()
     from cllab import data, io, model, sequence
 
     mnist = data.load_mnist(params["prepare"]["raw_dir"], params["prepare"]["tfds_dir"])
