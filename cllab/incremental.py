@@ -265,6 +265,18 @@ class Settings:
 OPTIMIZER_STATES = ("reset", "carry")
 
 
+def settings_from_params(section: Mapping, scenario: Scenario, train: Mapping, own: Mapping, seed: int,
+                         test: bool = True) -> Settings:
+    """A run's Settings from params.yaml's `scenarios` section, the training settings and the method's own λ and
+    options of the run (cllab.scenparams.run_settings)."""
+    return Settings(
+        config=model.ModelConfig(**section["model"], num_classes=scenario.num_outputs),
+        iterations=train["iterations"], batch_size=train["batch_size"], optimizer=train["optimizer"]["name"],
+        learning_rate=train["optimizer"]["learning_rate"], optimizer_state=train["optimizer_state"],
+        importance=section["importance"], strength=own["lambda"],
+        options={k: v for k, v in own.items() if k != "lambda"}, seed=seed, test=test)
+
+
 def _carry_optimizer(source: keras.Model, target: keras.Model) -> None:
     """Give a newly compiled `target` the optimizer state of `source` (Adam's moments and step count), as one
     optimizer object kept across tasks would have it."""

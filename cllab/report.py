@@ -205,11 +205,34 @@ def scenario_table(rows: Sequence[Mapping], scenarios: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def variant_table(variants: Mapping[str, Mapping[str, Mapping]], summaries: Mapping[str, Mapping[str, Mapping]]
+                  ) -> str:
+    """Markdown table, one row per variant, scenario and method: its settings, its average test accuracy, the main
+    run's, and the paired difference (variant − main run, seed by seed); `variants` as full.json's `variants`."""
+    lines = ["| variant | scenario | method | settings | average accuracy | main run | variant − main (paired) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, by_scenario in variants.items():
+        for s, entry in by_scenario.items():
+            changed = ", ".join(f"{v['name']}, learning rate {v['learning_rate']:g}" if k == "optimizer"
+                                else f"{k.replace('_', ' ')} {v}" for k, v in entry["train"].items())
+            for method, stat in entry["methods"].items():
+                main = summaries.get(s, {}).get(method)
+                diff = entry["paired_to_main"].get(method)
+                diff_cell = "—" if diff is None else (f"{mean_pm(diff['mean'], diff['ci95'], signed=True)} "
+                                                      f"({diff['seeds_better']}/{diff['seeds']} seeds better)")
+                lines.append(f"| {name} | {s}-IL | {label(method)} | {changed}; {_settings(entry['own'][method])} | "
+                             f"{_stat(stat['average_accuracy'])} | "
+                             f"{'—' if main is None else _stat(main['average_accuracy'])} | {diff_cell} |")
+    return "\n".join(lines)
+
+
 def scenario_markdown(rows: Sequence[Mapping], summaries: Mapping[str, Mapping[str, Mapping]],
                       paired: Mapping[str, Mapping[str, Mapping]], settings: Mapping[str, Mapping[str, Mapping]],
-                      setup: str, seeds: Sequence[int], figures: Mapping[str, str], sources: str) -> str:
+                      setup: str, seeds: Sequence[int], figures: Mapping[str, str], sources: str,
+                      variants: Mapping[str, Mapping[str, Mapping]] | None = None) -> str:
     """The three-scenario report: the table beside the published numbers, then per scenario BWT, forgetting, the
-    validation average and the paired difference to fine-tuning, and the figures ({caption: PNG path})."""
+    validation average and the paired difference to fine-tuning, the variants beside their main runs (if any ran),
+    and the figures ({caption: PNG path})."""
     scenarios = list(summaries)
     parts = ["# Split MNIST in three scenarios", "", setup, seeds_line(seeds), "",
              scenario_table(rows, scenarios), "", f"Published: {sources}", ""]
@@ -225,6 +248,8 @@ def scenario_markdown(rows: Sequence[Mapping], summaries: Mapping[str, Mapping[s
                          f"{_stat(entry['average_accuracy'])} | {_stat(entry['bwt'], True)} | "
                          f"{_stat(entry['forgetting'])} | {_stat(entry['val_average_accuracy'])} | {diff_cell} |")
         parts.append("")
+    if any(variants.values() if variants else ()):
+        parts += ["## Variants: the same methods trained otherwise", "", variant_table(variants, summaries), ""]
     parts += ["R[i][j] = test accuracy on task j after training task i, scored as the scenario says (task-IL: the",
               "task's two units; domain-IL: both units; class-IL: the units of every class seen so far). Average",
               "accuracy = mean_j R[5][j]; BWT = mean_{j<5} (R[5][j] − R[j][j]); forgetting = mean_{j<5} max_{j≤l<5}",

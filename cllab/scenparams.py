@@ -6,6 +6,7 @@ import it. No TensorFlow here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,37 @@ def method_schema(name: str) -> dict[str, Any]:
     return {scenario: {"lambda": method.lambda_spec, **dict(method.options)} for scenario in SCENARIOS}
 
 
-def schema(listed: Any = None) -> dict[str, Any]:
-    """The `scenarios` section's schema: `method.<name>` for every method `listed` (all scenario methods if None)."""
+VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _known(value: Any, choices: Any) -> list:
+    return [v for v in value if isinstance(v, str) and v in choices] if isinstance(value, list) else []
+
+
+def variant_schema(variant: Any) -> dict[str, Any]:
+    """`scenarios.variants.<name>`: the keys of `scenarios.train` it replaces (any of them, each whole), the scenarios
+    and methods it runs, and its own λ and options for each of those (`method.<method>.<scenario>`; entries for
+    others may stay, but must be right)."""
+    variant = variant if isinstance(variant, dict) else {}
+    train, own = variant.get("train"), variant.get("method")
+    own = own if isinstance(own, dict) else {}
+    names = methods_lib.names("scenarios")
+    wanted: dict[str, list[str]] = {m: _known(variant.get("scenarios"), SCENARIOS)
+                                    for m in _known(variant.get("methods"), names)}
+    for m, entries in own.items():
+        if m in names:
+            wanted.setdefault(m, []).extend(s for s in (entries if isinstance(entries, dict) else ()) if s in SCENARIOS)
+    return {
+        "train": {k: TRAIN[k] for k in train if k in TRAIN} if isinstance(train, dict) else TRAIN,
+        "scenarios": unique_list_of(one_of(*SCENARIOS), empty=True),  # empty: the variant is not run
+        "methods": unique_list_of(one_of(*names), empty=True),
+        "method": {m: {s: method_schema(m)[s] for s in dict.fromkeys(ss)} for m, ss in wanted.items()},
+    }
+
+
+def schema(listed: Any = None, variants: Any = None) -> dict[str, Any]:
+    """The `scenarios` section's schema: `method.<name>` for every method `listed` (all scenario methods if None),
+    `variants.<name>` for every variant in `variants`."""
     names = methods_lib.names("scenarios")
     wanted = [n for n in listed if n in names] if isinstance(listed, list) else names
     return {
@@ -49,6 +79,7 @@ def schema(listed: Any = None) -> dict[str, Any]:
         "train": TRAIN,
         "importance": methods_lib.settings_schema("scenarios"),
         "method": {name: method_schema(name) for name in wanted},
+        "variants": {name: variant_schema(v) for name, v in variants.items()} if isinstance(variants, dict) else {},
     }
 
 
@@ -56,7 +87,23 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     """Check the whole file (params.validate), then every key of `scenarios`; return params or raise ParamsError."""
     params_lib.validate(params)
     section = params["scenarios"]
-    full = schema(section.get("methods"))
+    variants = section.get("variants")
+    full = schema(section.get("methods"), variants)
+    for name, variant in variants.items() if isinstance(variants, dict) else ():
+        where = f"scenarios.variants.{name}"
+        if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
+            raise params_lib.ParamsError(f"params.yaml: {where}: a variant's name must be lower-case letters, digits "
+                                         "and _ (it names its stages and files)")
+        own = variant.get("method") if isinstance(variant, dict) else None
+        for method in own if isinstance(own, dict) else ():
+            if method not in methods_lib.names("scenarios"):
+                raise params_lib.ParamsError(f"params.yaml: unknown key {where}.method.{method} (known here: "
+                                             f"{', '.join(methods_lib.names('scenarios'))})")
+        train = variant.get("train") if isinstance(variant, dict) else None
+        for key in train if isinstance(train, dict) else ():
+            if key not in TRAIN:
+                raise params_lib.ParamsError(f"params.yaml: unknown key {where}.train.{key} (a variant replaces keys "
+                                             f"of scenarios.train: {', '.join(TRAIN)})")
     if isinstance(section.get("method"), dict):
         for name in section["method"]:  # settings of methods not run now may stay, but must be right
             if name not in full["method"]:
@@ -66,6 +113,23 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
                 full["method"][name] = method_schema(name)
     params_lib._validate(section, full, "scenarios")
     return params
+
+
+def run_settings(section: dict[str, Any], scenario: str, method: str,
+                 variant: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training settings (`scenarios.train`) and the method's own λ and options of one run in `scenario`: the
+    main runs', or those of `variant` (the keys of `train` it names replaced, its own λ); joint: no λ. Raises
+    ParamsError if the variant does not exist or does not run that method in that scenario."""
+    if variant is None:
+        return section["train"], section["method"].get(method, {}).get(scenario, {"lambda": 0})
+    where = f"scenarios.variants.{variant}"
+    if variant not in section["variants"]:
+        raise params_lib.ParamsError(f"params.yaml: no {where} (variants: {', '.join(section['variants']) or 'none'})")
+    own = section["variants"][variant]
+    if scenario not in own["scenarios"] or method not in own["methods"]:
+        raise params_lib.ParamsError(f"params.yaml: {where} does not run {method} in {scenario} (its scenarios: "
+                                     f"{own['scenarios']}, methods: {own['methods']})")
+    return {**section["train"], **own["train"]}, own["method"][method][scenario]
 
 
 def load(path: str | Path = "params.yaml", overrides: str | Path | None = None) -> dict[str, Any]:

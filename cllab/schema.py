@@ -80,11 +80,12 @@ def project_path() -> Spec:
     return Spec(check, "a relative path to a folder inside the project (no leading /, no . or .., no spaces around)")
 
 
-def unique_list_of(item: Spec) -> Spec:
+def unique_list_of(item: Spec, empty: bool = False) -> Spec:
     def check(v: Any) -> bool:
-        return isinstance(v, list) and len(v) > 0 and len(set(map(str, v))) == len(v) and all(item.check(x) for x in v)
+        return (isinstance(v, list) and (empty or len(v) > 0) and len(set(map(str, v))) == len(v)
+                and all(item.check(x) for x in v))
 
-    return Spec(check, f"a non-empty list without repeats, each {item.expect}", item)
+    return Spec(check, f"a {'' if empty else 'non-empty '}list without repeats, each {item.expect}", item)
 
 
 def list_of_mappings(fields: dict[str, Spec], what: str) -> Spec:

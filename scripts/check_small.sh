@@ -30,7 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 work="$tmp/project"
 mkdir -p "$work/data"
 git ls-files -z | while IFS= read -r -d '' f; do
-  case "$f" in "$p"/runs/*|"$p"/metrics/*|"$p"/plots/*|"$p"/report.md|"$p"/dvc.lock|"$p"/ci/*) continue ;; esac
+  case "$f" in "$p"/runs/*|"$p"/variants/*/*|"$p"/metrics/*|"$p"/plots/*|"$p"/report.md|"$p"/dvc.lock|"$p"/ci/*) continue ;; esac
   mkdir -p "$work/$(dirname "$f")" && cp -p "$f" "$work/$f"
 done
 cp -r data/raw "$work/data/raw"   # a copy, not a link: it is the mnist stage's output (DVC tracks it)

@@ -8,6 +8,7 @@ as it finishes, so a long grid can be read (and stopped) as it goes.
 
     python -m scripts.select_scenarios --scenario class --grid ewc=1e2,1e4,1e6 --grid si=10,100,1000
     python -m scripts.select_scenarios --scenario domain --scenario task --grid lwf=0.3,1,3 [--iterations 500]
+    python -m scripts.select_scenarios --variant sgd --scenario domain --grid ewc=1,10,100
 """
 
 import argparse
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--scenario", action="append", choices=SCENARIOS, help="default: scenarios.scenarios")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, help="override scenarios.train.iterations (per task)")
+    parser.add_argument("--variant", help="train as scenarios.variants.<VARIANT> says (its train keys; its options "
+                                          "where it has the method's, else the main runs')")
     args = parser.parse_args()
     params = scenparams.load()
     if args.iterations is not None:
@@ -42,6 +45,10 @@ def main() -> None:
         except params_lib.ParamsError as err:
             raise SystemExit(f"error: {err} (with --iterations {args.iterations})") from None
     section = params["scenarios"]
+    if args.variant is not None and args.variant not in section["variants"]:
+        raise SystemExit(f"error: --variant {args.variant!r} is not one of scenarios.variants: "
+                         f"{', '.join(section['variants']) or 'none'}")
+    variant = section["variants"][args.variant] if args.variant is not None else {"train": {}, "method": {}}
     grids = dict(args.grid)
     known = methods_lib.names("scenarios")
     for method, grid in grids.items():
@@ -55,29 +62,24 @@ def main() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     import numpy as np
 
-    from cllab import data, incremental, model, training
+    from cllab import data, incremental, training
     from cllab.scenarios import Scenario, SplitTasks
 
     mnist = data.load_mnist(params["prepare"]["raw_dir"], params["prepare"]["tfds_dir"])
     arrays = data.split_digits(mnist, section["val_fraction"], section["val_seed"])
-    train = section["train"]
-    print(f"scenarios: {train}, {section['model']}, seed {args.seed}")
+    train = {**section["train"], **variant["train"]}
+    print(f"scenarios: {train}, {section['model']}, seed {args.seed}"
+          + ("" if args.variant is None else f", variant {args.variant}"))
     print("scenario,method,lambda,val_average_after_last,val_average_after_each")
     best = {}
     for name in args.scenario or section["scenarios"]:
         scenario = Scenario(name, tuple(tuple(g) for g in section["order"]))
         tasks = SplitTasks(arrays, scenario)
         for method, grid in grids.items():
-            own = dict(section["method"].get(method, {}).get(name, {}))
+            own = (variant["method"].get(method, {}).get(name) or section["method"].get(method, {}).get(name, {}))
             for strength in grid:
-                settings = incremental.Settings(
-                    config=model.ModelConfig(**section["model"], num_classes=scenario.num_outputs),
-                    iterations=train["iterations"], batch_size=train["batch_size"],
-                    optimizer=train["optimizer"]["name"], learning_rate=train["optimizer"]["learning_rate"],
-                    optimizer_state=train["optimizer_state"],
-                    importance=section["importance"], strength=strength,
-                    options={k: v for k, v in own.items() if k != "lambda"}, seed=args.seed,
-                    test=False)  # validation only: no test image is scored while choosing
+                settings = incremental.settings_from_params(  # validation only: no test image is scored
+                    section, scenario, train, {**own, "lambda": strength}, args.seed, test=False)
                 try:
                     result = incremental.run_method(method, tasks, settings, log=lambda _: None)
                 except training.DivergedError as err:

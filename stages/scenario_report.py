@@ -1,8 +1,9 @@
 """Stage report of scenarios/dvc.yaml: from the runs' accuracy matrices, per scenario and method the headline metrics
 (average accuracy after the last task and forgetting, with their intervals; the joint model), each seed's (seeds/),
 everything else in full.json (BWT, FWT, the average after each task, R, validation numbers, paired differences to
-fine-tuning), the table beside the published numbers (summary.csv, also the DVC plot), the figures (a bar chart and
-the accuracy matrices per scenario, one summary chart) and the report scenarios/report.md. No TensorFlow."""
+fine-tuning; each variant's runs beside the main run of its method, paired by seed), the table beside the published
+numbers (summary.csv, also the DVC plot), the figures (a bar chart and the accuracy matrices per scenario, one summary
+chart) and the report scenarios/report.md. No TensorFlow."""
 
 import argparse
 import json
@@ -14,6 +15,7 @@ from cllab import cli, scenparams
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=Path, default=Path("scenarios/runs"))
+    parser.add_argument("--variants", type=Path, default=Path("scenarios/variants"))
     parser.add_argument("--anchors", type=Path, default=Path("scenarios/anchors.yaml"))
     parser.add_argument("--out-dir", type=Path, default=Path("scenarios"))
     args = parser.parse_args()
@@ -32,8 +34,8 @@ def main() -> None:
         try:
             run = json.loads(path.read_text())
         except FileNotFoundError:
-            raise io.ArtifactError(f"{path}: missing (run its pipeline's stages first: dvc repro scenarios/dvc.yaml)") \
-                from None
+            raise io.ArtifactError(f"{path}: missing (run its pipeline's stages first: dvc repro scenarios/dvc.yaml; "
+                                  "a variant also needs its run_<variant> stage there)") from None
         except ValueError:
             raise io.ArtifactError(f"{path}: not valid JSON") from None
         rows = len(run["R"]["test"]) if "R" in run else len(run["R_joint"]["test"])
@@ -41,7 +43,7 @@ def main() -> None:
             raise io.ArtifactError(f"{path}: {rows} tasks, params.yaml scenarios.order has {tasks}")
         return run
 
-    rows, summaries, paired, full, per_seed_files, headline = [], {}, {}, {}, {}, {}
+    rows, summaries, paired, full, per_seed_files, headline, by_scenario = [], {}, {}, {}, {}, {}, {}
     for s in scenarios:
         runs = {m: {seed: read(args.runs / s / str(seed) / f"{m}.json") for seed in seeds} for m in names}
         joint_runs = {seed: read(args.runs / s / str(seed) / "joint.json")["R_joint"] for seed in seeds}
@@ -50,7 +52,7 @@ def main() -> None:
         summary = metrics.sequence_summary({m: list(by_seed.values()) for m, by_seed in reports.items()})
         joint = {split: metrics.mean_ci95([float(np.mean(j[split])) for j in joint_runs.values()])
                  for split in ("test", "val")}
-        summaries[s] = summary
+        summaries[s], by_scenario[s] = summary, reports
         paired[s] = metrics.paired_average_differences(reports, "none") if "none" in reports else {}
         per_seed = metrics.sequence_per_seed_headline(reports, {seed: j["test"] for seed, j in joint_runs.items()})
         headline.update({f"{s}/{k}": v for k, v in metrics.headline_files(per_seed).items()})
@@ -65,10 +67,23 @@ def main() -> None:
                          "forgetting_ci95": None if forgetting is None else forgetting["ci95"],
                          "anchor_low": None if anchor is None else anchor[0],
                          "anchor_high": None if anchor is None else anchor[1]})
+    variants: dict = {}  # each variant's runs beside the main run of its method, seed by seed
+    for v, spec in section["variants"].items():
+        for s in spec["scenarios"]:
+            runs = {m: {seed: read(args.variants / v / s / str(seed) / f"{m}.json") for seed in seeds}
+                    for m in spec["methods"]}
+            reports = {m: {seed: metrics.sequence_run_report(r, forward_transfer=s != "class")
+                           for seed, r in by_seed.items()} for m, by_seed in runs.items()}
+            main = by_scenario.get(s, {})
+            variants.setdefault(v, {})[s] = {
+                "train": spec["train"], "own": {m: spec["method"][m][s] for m in spec["methods"]},
+                "methods": metrics.sequence_summary({m: list(r.values()) for m, r in reports.items()}),
+                "paired_to_main": {m: metrics.paired_average_differences({"main": main[m], "variant": r}, "main")[
+                    "variant"] for m, r in reports.items() if m in main}}
     out = args.out_dir
     io.save_json_files(out / "metrics" / "headline", headline)
     io.save_json_files(out / "metrics" / "seeds", per_seed_files)
-    io.save_json(out / "metrics" / "full.json", {"scenarios": full, "seeds": len(seeds)})
+    io.save_json(out / "metrics" / "full.json", {"scenarios": full, "seeds": len(seeds), "variants": variants})
     columns = ["scenario", "method", "average_mean", "average_ci95", "forgetting_mean", "forgetting_ci95",
                "anchor_low", "anchor_high"]
     io.save_csv(out / "metrics" / "summary.csv", rows, columns)
@@ -100,7 +115,7 @@ def main() -> None:
     sources = "; ".join(sorted({part for a in anchors.values() if isinstance(a, dict) and "source" in a
                                 for part in a["source"].split("; ")}))
     text = report.scenario_markdown(rows, summaries, paired, settings, setup, seeds, figures,
-                                    f"{sources} (scenarios/anchors.yaml)")
+                                    f"{sources} (scenarios/anchors.yaml)", variants)
     io.write_bytes(out / "report.md", text.encode())
     for r in rows:
         print(f"{r['scenario']:>6} {r['method']:>10}: average {r['average_mean']:.3f}"

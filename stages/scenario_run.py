@@ -16,6 +16,7 @@ def main() -> None:
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--method", required=True, help="a method of cllab/methods/ for the scenarios, or joint")
     parser.add_argument("--out", type=Path, required=True, help="JSON")
+    parser.add_argument("--variant", help="a variant of scenarios.variants: the method trained as it says")
     parser.add_argument("--validation-only", action="store_true",
                         help="score validation data only (no test image is read): for choosing settings")
     args = parser.parse_args()
@@ -24,30 +25,27 @@ def main() -> None:
     known = methods_lib.names("scenarios")
     if args.method not in (*known, "joint"):
         raise SystemExit(f"error: --method {args.method!r} is not one of {', '.join(known)}, joint")
-    own = section["method"].get(args.method, {}).get(args.scenario, {"lambda": 0})
+    if args.variant is not None and args.method == "joint":
+        raise SystemExit("error: --variant is for a method's runs, not the joint model")
+    train, own = scenparams.run_settings(section, args.scenario, args.method, args.variant)
     cli.start(params, args.seed)
     cli.drop_retracing_note()
-    from cllab import data, incremental, io, model
+    from cllab import data, incremental, io
     from cllab.scenarios import Scenario, SplitTasks
 
     mnist = data.load_mnist(params["prepare"]["raw_dir"], params["prepare"]["tfds_dir"])
     arrays = data.split_digits(mnist, section["val_fraction"], section["val_seed"])
     scenario = Scenario(args.scenario, tuple(tuple(g) for g in section["order"]))
     tasks = SplitTasks(arrays, scenario)
-    config = model.ModelConfig(**section["model"], num_classes=scenario.num_outputs)
-    train = section["train"]
-    settings = incremental.Settings(
-        config=config, iterations=train["iterations"], batch_size=train["batch_size"],
-        optimizer=train["optimizer"]["name"], learning_rate=train["optimizer"]["learning_rate"],
-        optimizer_state=train["optimizer_state"],
-        importance=section["importance"], strength=own["lambda"],
-        options={k: v for k, v in own.items() if k != "lambda"}, seed=args.seed, test=not args.validation_only,
-    )
+    settings = incremental.settings_from_params(section, scenario, train, own, args.seed,
+                                                test=not args.validation_only)
     if args.method == "joint":
         result = {"R_joint": incremental.run_joint(tasks, settings)}
     else:
         result = incremental.run_method(args.method, tasks, settings)
-    io.save_json(args.out, {"scenario": args.scenario, "method": args.method, "seed": args.seed, **own, **result},
+    variant = {} if args.variant is None else {"variant": args.variant, "train": train}
+    io.save_json(args.out, {"scenario": args.scenario, "method": args.method, "seed": args.seed, **variant, **own,
+                            **result},
                  digits=12)
 
 

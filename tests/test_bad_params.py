@@ -3,12 +3,14 @@
 A table of mutations generated from the real params.yaml and sequence/paper/params.yaml (no hypothesis): every
 leaf gets the wrong type (string, number, list, mapping, null, bool, empty string), values out of range (kept where
 the key's Spec in cllab/schema.py rejects them; a sweep point's λ: its method's λ Spec), NaN and ±inf; every mapping
-key goes missing; every section gets an unknown key and becomes a scalar, a list or null; train_b and
-sequence.method get unknown methods; every list becomes a scalar, a mapping, empty, gets a duplicate, a bad item or
-unknown method names; sequence.methods gets a method without its sequence.method settings; the file gets an unknown
-top-level key. A key left out of the overrides file is read from params.yaml, so that file has no "missing" cases.
+key goes missing (but a scenario variant, or a key of scenarios.train a variant replaces, may); every section gets
+an unknown key and becomes a scalar, a list or null; train_b and sequence.method get unknown methods; every list
+becomes a scalar, a mapping, empty, gets a duplicate, a bad item or unknown method names (a list that may be empty,
+a variant's, gets an unknown item instead); sequence.methods gets a method without its sequence.method settings; the
+file gets an unknown top-level key. A key left out of the overrides file is read from params.yaml, so that file has
+no "missing" cases.
 
-In process (~1,900 cases, ~4 s): each case must be rejected by `python -m cllab check`'s check() and by the loader
+In process (~3,100 cases, ~15 s): each case must be rejected by `python -m cllab check`'s check() and by the loader
 of the configuration the key belongs to, with a ParamsError of one line naming the dotted key.
 
 With DVC (`slow`: 64 runs, ~4 min on 2 cores): in a git-committed copy of the working tree (committed results,
@@ -118,7 +120,8 @@ def walk(node: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
 
 def full_schema() -> dict[str, Any]:
     """params.yaml's schema with the `sequence` and `scenarios` sections' own (every method's settings)."""
-    return {**params_lib.schema(), "sequence": seqparams.schema(), "scenarios": scenparams.schema()}
+    return {**params_lib.schema(), "sequence": seqparams.schema(),
+            "scenarios": scenparams.schema(None, GOOD[PARAMS]["scenarios"]["variants"])}
 
 
 def spec_at(doc: dict, path: tuple) -> Spec | None:
@@ -166,6 +169,11 @@ def leaf_cases(file: str, doc: dict, path: tuple, value: Any) -> Iterator[Case]:
 def list_cases(file: str, doc: dict, path: tuple, value: list) -> Iterator[Case]:
     """A list as a scalar, a mapping, empty, with a duplicate, a bad item; method lists: unknown names."""
     named = dotted(path)
+    if not value:  # a list that may be empty (a variant run nowhere): a scalar, a mapping, an unknown item
+        yield Case(file, path, "x", "list: scalar", named)
+        yield Case(file, path, {"value": 1}, "list: mapping", named)
+        yield Case(file, path, [UNKNOWN], "list: unknown name" if path[-1] == "methods" else "list: bad item", named)
+        return
     yield Case(file, path, value[0], "list: scalar", named)
     yield Case(file, path, {"value": value[0]}, "list: mapping", named)
     yield Case(file, path, [], "list: empty", named)
@@ -195,6 +203,11 @@ def mapping_cases(file: str, path: tuple, value: dict) -> Iterator[Case]:
             yield Case(file, path + (name,), {"lambda": 1}, "unknown method", f"{named}.{name}")
 
 
+def optional(path: tuple) -> bool:
+    """A key that may be left out: a scenario variant, or a key of scenarios.train a variant replaces."""
+    return path[:2] == ("scenarios", "variants") and (len(path) == 3 or (len(path) == 5 and path[3] == "train"))
+
+
 def file_cases(file: str) -> Iterator[Case]:
     """Every mutation of one params file."""
     doc = GOOD[file]
@@ -202,7 +215,8 @@ def file_cases(file: str) -> Iterator[Case]:
     for path, value in walk(doc):
         if not path:
             continue
-        if isinstance(path[-1], str) and file == PARAMS:  # the overrides file may leave any key out
+        if isinstance(path[-1], str) and file == PARAMS and not optional(path):  # the overrides file may leave any
+            # key out
             yield Case(file, path, DELETE, "missing", dotted(path))
         if isinstance(value, dict):
             yield from mapping_cases(file, path, value)

@@ -185,7 +185,8 @@ def _separable(per_digit: int = 40) -> dict[str, np.ndarray]:
 
 
 def _settings(name: str, scenario: str, **overrides) -> incremental.Settings:
-    own = {"lambda": {"none": 0, "l2": 0.1, "ewc": 10, "ewc_online": 10, "si": 1, "mas": 1, "lwf": 1}.get(name, 0)}
+    own = {"lambda": {"none": 0, "l2": 0.1, "ewc": 10, "ewc_online": 10, "si": 1, "mas": 1, "lwf": 1,
+                      "ewc_er": 10}.get(name, 0)}
     if methods.get(name).memory if name != "joint" else False:
         own["per_class"] = 5
     return incremental.Settings(

@@ -96,3 +96,40 @@ def test_the_matrix_sums_match_numpy(project: Path, root: Path):
     ewc = full["scenarios"]["task"]["methods"]["ewc"]
     expected = np.mean([_matrix("task", "ewc", s) for s in SEEDS], axis=0)
     np.testing.assert_allclose(ewc["accuracy_matrix_mean"], expected, rtol=1e-6)
+
+
+def _with_variant(project: Path, write_runs: bool = True) -> None:
+    """Variant sgd runs EWC in task-IL, keeping the old tasks at 0.95 where the main EWC run keeps 0.9."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["scenarios"]["variants"]["sgd"].update(scenarios=["task"], methods=["ewc"],
+                                                  method={"ewc": {"task": {"lambda": 5}}})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for seed in SEEDS if write_runs else ():
+        d = project / "scenarios" / "variants" / "sgd" / "task" / str(seed)
+        d.mkdir(parents=True)
+        r = [[0.99 if j == i else 0.95 + 0.01 * seed if j < i else 0.5 for j in range(5)] for i in range(5)]
+        (d / "ewc.json").write_text(json.dumps({"R": {"test": r, "val": [row[:i + 1] for i, row in enumerate(r)]},
+                                                "initial": {"test": [0.5] * 5}, "max_importance": [0] * 5}))
+
+
+def test_a_variant_is_set_beside_the_main_run_of_its_method_seed_by_seed(project: Path, root: Path):
+    _with_variant(project)
+    done = _report(project, root)
+    assert done.returncode == 0, done.stderr
+    full = json.loads((project / "scenarios/metrics/full.json").read_text())
+    entry = full["variants"]["sgd"]["task"]
+    assert entry["own"] == {"ewc": {"lambda": 5}} and entry["train"]["optimizer"]["name"] == "sgd"
+    assert entry["methods"]["ewc"]["average_accuracy"]["mean"] == pytest.approx((0.955 * 4 + 0.99) / 5)
+    diff = entry["paired_to_main"]["ewc"]
+    assert diff["mean"] == pytest.approx(0.05 * 4 / 5) and diff["ci95"] == pytest.approx(0) and diff["seeds_better"] == 2
+    text = (project / "scenarios/report.md").read_text()
+    assert "## Variants" in text and "| sgd | task-IL | EWC | sgd, learning rate 0.1; λ 5 |" in text
+    assert "+0.040 ± 0.000 (2/2 seeds better)" in text
+
+
+def test_a_variant_without_its_runs_is_one_line_naming_the_missing_file(project: Path, root: Path):
+    _with_variant(project, write_runs=False)
+    done = _report(project, root)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "scenarios/variants/sgd/task/0/ewc.json: missing" in errors[0], done.stderr

@@ -1,7 +1,7 @@
 """The three-scenario pipeline (scenarios/dvc.yaml) on a tiny configuration in a temp copy: it runs end to end (a
 stage per seed, scenario and method, the joint models, the report), a second repro is a no-op, one method's λ in one
-scenario reruns only that stage and the report, adding a scenario runs only its stages, and a bad value stops at
-check_params with every output in place."""
+scenario reruns only that stage and the report, adding a scenario runs only its stages, a bad value stops at
+check_params with every output in place, and a variant runs only its own stages."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ P = "scenarios/dvc.yaml"
 @pytest.fixture(scope="module")
 def project(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("scenarios_project")
-    copy_sources(root, work, keep=("scenarios/dvc.yaml", "scenarios/anchors.yaml"))  # only this pipeline here
+    # only this pipeline here
+    copy_sources(root, work, keep=("scenarios/dvc.yaml", "scenarios/anchors.yaml", "scenarios/variants/README.md"))
     put_mnist(mnist_dir, work)
     for key, value in {
         "prepare.tfds_dir": str(tfds_dir), "scenarios.seeds": [0], "scenarios.scenarios": ["task", "class"],
@@ -90,3 +91,19 @@ def test_a_bad_value_stops_at_check_params_with_every_output_in_place(project: P
     assert ran_stages(output) == {f"{P}:check_params"} and "task 1/" not in output
     assert all(f.read_bytes() == data for f, data in runs.items())  # DVC deleted none of them
     set_param(project, "scenarios.method.er.class.per_class", 10)
+
+
+def test_a_variant_runs_only_its_own_stages_beside_the_main_runs_and_the_report(project: Path):
+    runs = {f: f.read_bytes() for f in (project / "scenarios/runs").rglob("*.json")}
+    set_param(project, "scenarios.variants.sgd.scenarios", ["task"])
+    set_param(project, "scenarios.variants.sgd.methods", ["ewc"])
+    set_param(project, "scenarios.variants.sgd.method", {"ewc": {"task": {"lambda": 10}}})
+    expected = {f"{P}:check_params", f"{P}:run_sgd@0-task-ewc", f"{P}:report"}
+    assert ran_stages(dvc(project, "repro", P).stdout) == expected
+    made = json.loads((project / "scenarios/variants/sgd/task/0/ewc.json").read_text())
+    assert made["variant"] == "sgd" and made["train"]["optimizer"]["name"] == "sgd" and made["lambda"] == 10
+    assert all(f.read_bytes() == data for f, data in runs.items())  # the main runs did not run again
+    full = json.loads((project / "scenarios/metrics/full.json").read_text())
+    assert full["variants"]["sgd"]["task"]["paired_to_main"]["ewc"]["seeds"] == 1
+    set_param(project, "scenarios.variants.sgd.method.ewc.task.lambda", 20)  # its own λ: its stage and the report
+    assert changed_stages(project) == {f"{P}:check_params", f"{P}:run_sgd@0-task-ewc", f"{P}:report"}
