@@ -2,7 +2,7 @@
 
 Results made on another CPU need not be byte-identical (cllab.provenance says why), but they must agree within
 what a change of CPU can do to them; a change of the code or the data moves them further. The tolerances come from
-measurement (`python scripts/reproduce.py spread`, README "what reproduces where"), per precision of the committed
+measurement (`python scripts/reproduce.py spread`, docs/reproducibility.md), per precision of the committed
 results, on the default pipeline (5 seeds, 930 numbers):
 
 - float32: this AMD EPYC (AVX-512) against the host that made the earlier float32 results, the same code: per-seed

@@ -1,9 +1,9 @@
 """Choose each penalty's λ on the validation split (never the test set) and print the table behind the choice.
 
-Rule (documented in the README): for each method, train on B from θ_A (seed 0) with every λ of a roughly log-spaced
-grid, using train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest validation
-average accuracy (A and B after B). Reads data/prepared/ and the anchors models/<seed>/anchors/<method>.npz, which
-stage train_b@<seed>-<method> writes (`dvc repro train_b@0-ewc`, or `dvc pull`).
+Rule (documented in docs/choosing-hyperparameters.md): for each method, train on B from θ_A (seed 0) with every λ of a
+roughly log-spaced grid, using train_b's epochs, batch size and optimizer from params.yaml; pick the λ with the highest
+validation average accuracy (A and B after B). Reads data/prepared/ and the anchors models/<seed>/anchors/<method>.npz,
+which stage train_b@<seed>-<method> writes (`dvc repro train_b@0-ewc`, or `dvc pull`).
 
     python -m scripts.select_lambda                          # the default grids below
     python -m scripts.select_lambda --grid ewc=1000,2000 --grid si=100,1000 [--optimizer adam --learning-rate 1e-3]
