@@ -261,8 +261,6 @@ def test_the_reference_lines_are_black_and_dashed_in_a_legend_of_their_own(root)
         assert all(r["color"] == methods.color(r["method"]) for r in rows if r["kind"] == "method")
 
 
-@pytest.mark.xfail(strict=True, reason="online EWC, decayed is #7f7f7f (cllab/methods/ewc_decay.py): a new colour there "
-                                       "reruns its sequence runs and the whole λ sweep (both list the module)")
 def test_no_method_is_drawn_in_grey():
     assert not [m.name for m in methods.REGISTRY if grey(m.color)]
 
