@@ -2,9 +2,10 @@
 # CI's end-to-end check of an on-demand pipeline on its small configuration (<pipeline>/ci.yaml): the permuted-MNIST
 # sequence (3 tasks, a narrow net, one seed, every method) or the three scenarios (5 tasks of 50 iterations, a narrow
 # net, one seed, every method and scenario), with the same two checks as scripts/check_reproduction.sh:
-#  1. Agrees with the committed results (<pipeline>/ci/): byte for byte (every dvc.lock entry and the metrics files)
-#     where this machine matches provenance.json, else every number of metrics/full.json within the tolerances of
-#     cllab/reproduction.py (one seed: per-seed tolerances).
+#  1. Agrees with the committed results (<pipeline>/ci/): byte for byte (every stage's outputs in dvc.lock and the
+#     metrics files; what a stage read, code or params, may change without moving them) where this machine matches
+#     provenance.json, else every number of metrics/full.json within the tolerances of cllab/reproduction.py (one
+#     seed: per-seed tolerances).
 #  2. Deterministic here: every stage rerun (forced) gives byte-identical outputs.
 # It runs in a temporary copy of the project (git's files plus data/raw), so the working tree is not touched.
 #   bash scripts/check_small.sh sequence            # check (or: scenarios)
