@@ -1,0 +1,69 @@
+"""A study file (cllab.cluster, docs/cluster.md) expands into named experiments with `dvc exp run -S` overrides, a bad
+one is named in one line, and the study's table is the mean and 95 % t-interval over seeds. No Dask needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from cllab import cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_tiny_study_is_every_combination_of_its_grid_with_the_common_overrides():
+    study = cluster.load_study(ROOT / "studies" / "tiny.yaml")
+    assert [e.name for e in study.experiments] == ["tiny-l2-0.1-seed1", "tiny-l2-0.1-seed2", "tiny-l2-1-seed1",
+                                                  "tiny-l2-1-seed2"]
+    first = study.experiments[0]
+    assert first.overrides[0] == "methods=[none,l2]"
+    assert first.overrides[-2:] == ("train_b.l2.lambda=0.1", "seeds=[1]")
+    assert study.seed_key == "seeds" and study.metrics[0] == ("metrics/headline/l2.json", "average")
+
+
+def test_a_list_adds_experiments_and_the_default_name_joins_the_varied_values(tmp_path: Path):
+    study = cluster.load_study(write(tmp_path, "name: s\nlist:\n- {seeds: [0, 1], train_b.ewc.lambda: 100}\n"))
+    (only,) = study.experiments
+    assert only.name == "s-0_1-100" and only.overrides == ("seeds=[0,1]", "train_b.ewc.lambda=100")
+
+
+@pytest.mark.parametrize("text, named", [
+    ("name: s\ngrid: {seeds: [[0], [1]]}\nexperiment: '{study}'\n", "two experiments are named 's'"),
+    ("name: s\ngrid: {seeds: [[0]]}\nexperiment: '{study}-{lambda}'\n", "names {lambda}"),
+    ("name: s\ngrid: {seeds: [[0]]}\nexperiment: '{study} {seeds}'\n", "not a valid git ref name"),
+    ("name: s\ngrid: {seeds: 0}\n", "grid.seeds must be a non-empty list"),
+    ("name: s\n", "no experiments"),
+    ("name: s\ngrid: {seeds: [[0]]}\nseeds: [0]\n", "unknown key 'seeds'"),
+    ("name: s\ngrid: {seeds: [[0]]}\nseed: methods\n", "seed: 'methods' must be a key"),
+    ("name: s\ngrid: {seeds: [[0]]}\nmetrics: [average]\n", "'file.json:key'"),
+])
+def test_a_bad_study_file_is_named_in_one_line(tmp_path: Path, text: str, named: str):
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.load_study(write(tmp_path, text))
+    assert named in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_study_table_is_the_mean_and_t_interval_over_seeds(tmp_path: Path):
+    study = cluster.load_study(write(tmp_path, "name: s\ngrid: {lam: [1, 2], seeds: [[0], [1], [2]]}\nseed: seeds\n"
+                                               "metrics: [m.json:average]\n"))
+    values = {e.name: {("m.json", "average"): 0.1 * i} for i, e in enumerate(study.experiments)}
+    rows = cluster.study_table(study, values)
+    assert [r["configuration"] for r in rows] == ["lam=1", "lam=2"] and [r["seeds"] for r in rows] == [3, 3]
+    for row, sample in zip(rows, (np.array([0.0, 0.1, 0.2]), np.array([0.3, 0.4, 0.5]))):
+        half = stats.t.ppf(0.975, 2) * sample.std(ddof=1) / np.sqrt(3)  # independent of cllab.metrics
+        assert row["m.average_mean"] == pytest.approx(sample.mean())
+        assert row["m.average_ci95"] == pytest.approx(half)
+
+
+def test_an_experiment_ref_is_where_dvc_puts_it():
+    base = "90077aa" + "0" * 33
+    assert cluster.exp_ref(base, "tiny-l2-1-seed1") == f"refs/exps/90/077aa{'0' * 33}/tiny-l2-1-seed1"
