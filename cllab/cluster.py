@@ -33,7 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -411,7 +411,7 @@ def _client(scheduler: str | None, local: int | None, slurm: int | None):
 
 def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", scheduler: str | None = None,
               local: int | None = None, slurm: int | None = None,
-              report=print) -> list[Outcome]:
+              report: Callable[[str], None] = print) -> list[Outcome]:
     """Run every unfinished experiment of `study` on the cluster; one line per experiment through `report`."""
     base = resolve_base(repo, study.base)
     url = git_url(repo, git_remote)
@@ -473,7 +473,7 @@ def study_table(study: Study, values: Mapping[str, Mapping[tuple[str, str], floa
 
 
 def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", out_dir: str | Path | None = None,
-                  pull_cache: bool = False, report=print) -> list[dict[str, Any]]:
+                  pull_cache: bool = False, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """`dvc exp pull` the study's experiments into `repo`, and write its table (CSV) and figure (PNG) to `out_dir`
     (default studies/<name>/)."""
     from cllab import io, plots
