@@ -472,11 +472,40 @@ def study_table(study: Study, values: Mapping[str, Mapping[tuple[str, str], floa
     return rows
 
 
+def study_points(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], study: str, dpi: int,
+                 size: tuple[float, float] = (7.0, 3.6)) -> bytes:
+    """The study's figure: one panel per metric, one point per configuration (its mean over seeds) with the 95 %
+    t-interval as error bars, in the lab's figure style (cllab.plots); `rows` as study_table makes them. Here and
+    not in cllab.plots, which every pipeline's plot stage depends on (a change there reruns them all)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from cllab import plots
+
+    with plt.rc_context(plots.STYLE):
+        fig, axes = plots._figure(size, ncols=len(columns))
+        x = np.arange(len(rows))
+        slot = 0.9 * (size[0] / len(columns) - 0.6) * 72 / max(len(rows), 1)
+        for ax, column in zip(axes, columns):
+            ax.errorbar(x, [r[f"{column}_mean"] for r in rows], yerr=[plots._err(r, column) for r in rows], fmt="o",
+                        color=plots.REFERENCE_COLOR, capsize=3)
+            ax.set_xticks(x, [plots._wrap(r["configuration"].replace(" ", ", "), plots.TICK_SIZE, slot, at_commas=True)
+                              for r in rows])
+            ax.set_xlim(-0.5, len(rows) - 0.5)
+            ax.set_ylabel(column)
+            ax.set_xlabel("configuration (params the study varies)")
+            ax.grid(axis="y", alpha=0.3)
+        seeds = min(int(r["seeds"]) for r in rows)
+        plots._title(fig, f"Study {study}: {', '.join(columns)} per configuration "
+                          f"({plots.interval_note(seeds, 'error bars')})")
+        return plots._png(fig, dpi)
+
+
 def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", out_dir: str | Path | None = None,
                   pull_cache: bool = False, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """`dvc exp pull` the study's experiments into `repo`, and write its table (CSV) and figure (PNG) to `out_dir`
     (default studies/<name>/)."""
-    from cllab import io, plots
+    from cllab import io
 
     base = resolve_base(repo, study.base)
     url = git_url(repo, git_remote)
@@ -504,8 +533,8 @@ def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origi
                                             for s in ("mean", "ci95")]
     io.save_csv(out / "table.csv", rows, columns)
     if study.metrics:
-        io.write_bytes(out / "figure.png", plots.study_points(rows, [_metric_column(f, k) for f, k in study.metrics],
-                                                              study.name, dpi=100))
+        io.write_bytes(out / "figure.png", study_points(rows, [_metric_column(f, k) for f, k in study.metrics],
+                                                        study.name, dpi=100))
     report(f"{study.name}: {len(names)} experiments pulled; {out / 'table.csv'}, {out / 'figure.png'}")
     return rows
 

@@ -697,25 +697,3 @@ def scenario_summary(rows: Sequence[Mapping], size: tuple[float, float], dpi: in
                 f"after learning all ({interval_note(seeds, 'error bars')})")
     _legend_below(fig, handles, [h.get_label() for h in handles])
     return _png(fig, dpi)
-
-
-@plt.rc_context(STYLE)
-def study_points(rows: Sequence[Mapping], columns: Sequence[str], study: str, dpi: int,
-                 size: tuple[float, float] = (7.0, 3.6)) -> bytes:
-    """A study collected from a cluster (cllab.cluster): one panel per metric, one point per configuration (its mean
-    over seeds) with the 95 % t-interval as error bars; `rows` as cllab.cluster.study_table makes them."""
-    fig, axes = _figure(size, ncols=len(columns))
-    x = np.arange(len(rows))
-    slot = 0.9 * (size[0] / len(columns) - 0.6) * 72 / max(len(rows), 1)
-    for ax, column in zip(axes, columns):
-        means = [r[f"{column}_mean"] for r in rows]
-        ax.errorbar(x, means, yerr=[_err(r, column) for r in rows], fmt="o", color=REFERENCE_COLOR, capsize=3)
-        ax.set_xticks(x, [_wrap(r["configuration"].replace(" ", ", "), TICK_SIZE, slot, at_commas=True) for r in rows])
-        ax.set_xlim(-0.5, len(rows) - 0.5)
-        ax.set_ylabel(column)
-        ax.set_xlabel("configuration (params set by the study)")
-        ax.grid(axis="y", alpha=0.3)
-    seeds = min(int(r["seeds"]) for r in rows)
-    _title(fig, f"Study {study}: each configuration's {', '.join(columns)} "
-                f"({interval_note(seeds, 'error bars')})")
-    return _png(fig, dpi)

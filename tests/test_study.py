@@ -67,3 +67,10 @@ def test_the_study_table_is_the_mean_and_t_interval_over_seeds(tmp_path: Path):
 def test_an_experiment_ref_is_where_dvc_puts_it():
     base = "90077aa" + "0" * 33
     assert cluster.exp_ref(base, "tiny-l2-1-seed1") == f"refs/exps/90/077aa{'0' * 33}/tiny-l2-1-seed1"
+
+
+def test_the_study_figure_draws_every_configuration(tmp_path: Path):
+    rows = [{"configuration": "lam=1", "seeds": 3, "m.average_mean": 0.8, "m.average_ci95": 0.05},
+            {"configuration": "lam=2", "seeds": 3, "m.average_mean": 0.7, "m.average_ci95": None}]
+    png = cluster.study_points(rows, ["m.average"], "s", dpi=40)
+    assert png[:4] == b"\x89PNG" and png == cluster.study_points(rows, ["m.average"], "s", dpi=40)  # byte-stable
