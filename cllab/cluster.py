@@ -403,7 +403,11 @@ def _client(scheduler: str | None, local: int | None, slurm: int | None):
     if slurm:
         from dask_jobqueue import SLURMCluster
 
-        cluster = SLURMCluster(cores=1, processes=1)
+        try:
+            cluster = SLURMCluster(cores=1, processes=1)  # one experiment at a time per job; job-cpu: its CPUs
+        except ValueError as error:
+            raise ClusterError(f"dask-jobqueue: {str(error).splitlines()[0]} (set jobqueue.slurm.memory and "
+                               "job-cpu in ~/.config/dask/jobqueue.yaml: docs/cluster.md)") from None
         cluster.scale(jobs=slurm)
         return Client(cluster)
     return Client(LocalCluster(n_workers=local or 1, threads_per_worker=1, processes=True, dashboard_address=None))
