@@ -10,8 +10,8 @@ Each experiment is one task (`run_experiment`) that, on the worker that takes it
 git remote; clones the base commit into its own directory, with the worker's own DVC cache; checks that the DVC
 remote accepts writes; runs `dvc exp run --pull -n <name> -S …` in its own process group (a guard kills that group if
 the worker dies); pushes the outputs, the run-cache and the objects of the run-cache's `cache: false` outputs (which
-`dvc push --run-cache` leaves out); pushes the experiment's ref last (`dvc exp push`), so a ref on the remote means
-everything it needs is there; and returns its timings. The engine reschedules a task whose worker died; the skip
+`dvc push --run-cache` leaves out) and then the experiment's ref (`dvc exp push`), so that a ref on the remote means
+everything it needs is there (`publish`); and returns its timings. The engine reschedules a task whose worker died; the skip
 makes a rerun of a finished study, or of one stopped midway, do only what is missing. docs/cluster.md is the manual.
 Dask is imported only by `run` (the optional `[cluster]` extra); DVC only in the subprocesses that need it.
 """
@@ -256,21 +256,33 @@ def probe_remote(repo: str | Path = ".") -> str:
     return f"{name} ({where})"
 
 
-def push_run_cache_objects(repo: str | Path = ".") -> tuple[int, int]:
+def _push_run_cache_objects(dvc_repo) -> int:
     """Push the objects of every local run-cache entry's outputs, `cache: false` ones included: `dvc push
     --run-cache` sends the entries but not those objects, and a machine that finds such an entry without its objects
-    reruns the stage. Returns (entries, objects uploaded)."""
+    reruns the stage. Returns the number of objects uploaded."""
+    runs = Path(dvc_repo.cache.legacy.path) / "runs"
+    entries = [(entry.parent.name, entry.name) for entry in runs.glob("*/*/*") if entry.is_file()]
+    used = dvc_repo.stage_cache.get_used_objs(entries)
+    result = dvc_repo.cloud.push(set().union(*used.values()) if used else set())
+    if result.failed:
+        raise ClusterError(f"{len(result.failed)} run-cache objects were not uploaded to the DVC remote")
+    return len(result.transferred)
+
+
+def publish(name: str, git_remote: str = "origin", repo: str | Path = ".") -> str:
+    """Push experiment `name` of `repo`, objects first and its ref last (a ref on the git remote then means that
+    everything it needs is on the DVC remote): `dvc push --run-cache`, the run-cache's objects, `dvc exp push
+    --no-cache <git_remote> <name>`. One process: DVC starts once."""
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc_repo:
-        runs = Path(dvc_repo.cache.legacy.path) / "runs"
-        entries = [(entry.parent.name, entry.name) for entry in runs.glob("*/*/*") if entry.is_file()]
-        used = dvc_repo.stage_cache.get_used_objs(entries)
-        objects = set().union(*used.values()) if used else set()
-        result = dvc_repo.cloud.push(objects)
-        if result.failed:
-            raise ClusterError(f"{len(result.failed)} run-cache objects were not uploaded to the DVC remote")
-    return len(entries), len(result.transferred)
+        uploaded = dvc_repo.push(run_cache=True)
+        uploaded += _push_run_cache_objects(dvc_repo)
+        result = dvc_repo.experiments.push(git_remote, [name], push_cache=False)
+    pushed = result.get("success", []) + result.get("up_to_date", [])
+    if name not in pushed:
+        raise ClusterError(f"{name}: `dvc exp push {git_remote} {name}` did not push it ({result})")
+    return f"{name}: {uploaded} objects uploaded, ref pushed to {git_remote}"
 
 
 # ------------------------------------------------------------------------------------------------ one experiment
@@ -376,10 +388,7 @@ def run_experiment(job: Job) -> Outcome:
     seconds["pull"], seconds["run"] = first - start, end - first
     text = "".join(line for _, line in lines)
     start = time.monotonic()
-    # Objects first, the ref last: a ref on the git remote means everything its experiment needs is on the DVC remote.
-    _run(_dvc("push", "--run-cache"), work)
-    _run([sys.executable, "-m", "cllab.cluster", "push-runs"], work)
-    _run(_dvc("exp", "push", "--no-cache", job.git_remote, job.name), work)
+    _run([sys.executable, "-m", "cllab.cluster", "publish", job.name, "--git-remote", job.git_remote], work)
     seconds["push"] = time.monotonic() - start
     if job.name not in finished_experiments(job.git_url, job.base):
         raise ClusterError(f"{job.name}: pushed, but {exp_ref(job.base, job.name)} is not on {job.git_url}")
@@ -662,7 +671,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--out-dir", help="where the table and figure go (default: studies/<name>/)")
             command.add_argument("--pull-cache", action="store_true", help="also pull the experiments' outputs")
     commands.add_parser("probe", help="check that the default DVC remote accepts writes (one line)")
-    commands.add_parser("push-runs", help="push the objects of the local run-cache's outputs (cache: false too)")
+    publish_command = commands.add_parser("publish", help="push an experiment of this repository: its outputs, the "
+                                          "run-cache and its objects, then its ref")
+    publish_command.add_argument("name")
+    publish_command.add_argument("--git-remote", default="origin")
     guard_command = commands.add_parser("guard", help="(internal) run a command, killed with its parent")
     guard_command.add_argument("parent", type=int)
     guard_command.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -672,9 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return guard(args.parent, args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
         if args.command == "probe":
             print(f"the DVC remote {probe_remote('.')} accepts writes")
-        elif args.command == "push-runs":
-            entries, uploaded = push_run_cache_objects(".")
-            print(f"run-cache: {entries} entries, {uploaded} objects uploaded")
+        elif args.command == "publish":
+            print(publish(args.name, args.git_remote))
         else:
             for line in _study_commands(args):
                 print(line)
