@@ -378,7 +378,6 @@ def run_experiment(job: Job) -> Outcome:
     command = _dvc("exp", "run", "--pull", "-n", job.name, *itertools.chain.from_iterable(("-S", o)
                                                                                          for o in job.overrides))
     start = time.monotonic()
-    (work / ".cllab-running").write_text(job.name)  # for whoever watches this machine (the fault test)
     code, lines = _guarded(command, work, machine / "experiments" / f"{job.name}.log")
     end = time.monotonic()
     if code != 0:
