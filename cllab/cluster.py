@@ -191,6 +191,13 @@ def _dvc(*args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
+def _helper(command: str) -> list[str]:
+    """`python -P -m cllab.cluster <command>`: this cllab's helper, run in a clone of the base commit. Without -P the
+    current directory comes first on sys.path and the clone's own (older) cllab would run instead; `dvc exp run` keeps
+    the clone's code on purpose."""
+    return [sys.executable, "-P", "-m", "cllab.cluster", command]
+
+
 def resolve_base(repo: str | Path, base: str) -> str:
     """The commit id of `base` (a branch, tag, HEAD or id) in `repo`."""
     result = _run(["git", "rev-parse", "--verify", f"{base}^{{commit}}"], repo, check=False)
@@ -327,7 +334,7 @@ def machine_dir() -> Path:
 def _guarded(cmd: Sequence[str], cwd: Path, log: Path) -> tuple[int, list[tuple[float, str]]]:
     """Run `cmd` in its own process group under a guard that kills the group if this process dies; its output
     lines (with the time each arrived) go to `log` and are returned."""
-    guard = [sys.executable, "-m", "cllab.cluster", "guard", str(os.getpid()), "--", *cmd]
+    guard = [*_helper("guard"), str(os.getpid()), "--", *cmd]
     lines: list[tuple[float, str]] = []
     with open(log, "w") as out:
         proc = subprocess.Popen(guard, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -373,7 +380,7 @@ def run_experiment(job: Job) -> Outcome:
     _run(_dvc("config", "--local", "cache.dir", str(machine / "dvc-cache")), work)  # this machine's own cache
     seconds["clone"] = time.monotonic() - start
     start = time.monotonic()
-    _run([sys.executable, "-m", "cllab.cluster", "probe"], work)  # before any training, on this machine too
+    _run(_helper("probe"), work)  # before any training, on this machine too
     seconds["probe"] = time.monotonic() - start
     command = _dvc("exp", "run", "--pull", "-n", job.name, *itertools.chain.from_iterable(("-S", o)
                                                                                          for o in job.overrides))
@@ -387,7 +394,7 @@ def run_experiment(job: Job) -> Outcome:
     seconds["pull"], seconds["run"] = first - start, end - first
     text = "".join(line for _, line in lines)
     start = time.monotonic()
-    _run([sys.executable, "-m", "cllab.cluster", "publish", job.name, "--git-remote", job.git_remote], work)
+    _run([*_helper("publish"), job.name, "--git-remote", job.git_remote], work)
     seconds["push"] = time.monotonic() - start
     if job.name not in finished_experiments(job.git_url, job.base):
         raise ClusterError(f"{job.name}: pushed, but {exp_ref(job.base, job.name)} is not on {job.git_url}")
