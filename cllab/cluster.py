@@ -62,6 +62,7 @@ class Experiment:
     name: str
     overrides: tuple[str, ...]
     point: tuple[tuple[str, Any], ...]
+    settings: tuple[tuple[str, Any], ...] = ()  # every params key it sets (`set` and its point) and the value
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def load_study(path: str | Path) -> Study:
             name=_experiment_name(pattern, name, point, path),
             overrides=tuple(f"{key}={override_text(value)}" for key, value in overrides.items()),
             point=tuple(point.items()),
+            settings=tuple(overrides.items()),
         ))
     names = [e.name for e in experiments]
     duplicate = next((n for n in names if names.count(n) > 1), None)
@@ -222,10 +224,50 @@ def exp_ref(base: str, name: str) -> str:
     return f"refs/exps/{base[:2]}/{base[2:]}/{name}"
 
 
+def remote_experiments(url: str, base: str) -> dict[str, str]:
+    """The experiments on commit `base` whose refs are on the git remote at `url`: name -> commit id."""
+    out = _run(["git", "ls-remote", url, f"refs/exps/{base[:2]}/{base[2:]}/*"]).stdout
+    return {ref.rsplit("/", 1)[1]: sha for sha, _, ref in (line.partition("\t") for line in out.splitlines()) if ref}
+
+
 def finished_experiments(url: str, base: str) -> set[str]:
     """Names of the experiments on commit `base` whose refs are on the git remote at `url`."""
-    out = _run(["git", "ls-remote", url, f"refs/exps/{base[:2]}/{base[2:]}/*"]).stdout
-    return {line.split("\t", 1)[1].rsplit("/", 1)[1] for line in out.splitlines() if "\t" in line}
+    return set(remote_experiments(url, base))
+
+
+MISSING = object()
+
+
+def _dotted(params: Any, key: str) -> Any:
+    """The value of dotted key `key` ("train_b.l2.lambda") in a params mapping, or MISSING."""
+    for part in key.split("."):
+        if not isinstance(params, dict) or part not in params:
+            return MISSING
+        params = params[part]
+    return params
+
+
+def check_finished(repo: str | Path, url: str, base: str, experiments: Sequence[Experiment],
+                   on_remote: Mapping[str, str], git_remote: str = "origin") -> None:
+    """ClusterError (one line naming the experiment and how to remove it) if an experiment of the study that is
+    already on the git remote was run with other values than the study sets now (its name is all the skip looks at):
+    fetches those refs' commits into `repo` and compares each key the experiment sets with its committed params.yaml."""
+    found = [e for e in experiments if e.name in on_remote]
+    if not found:
+        return
+    _run(["git", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url,
+          *[exp_ref(base, e.name) for e in found]], repo)
+    for experiment in found:
+        shown = _run(["git", "show", f"{on_remote[experiment.name]}:params.yaml"], repo, check=False)
+        committed = yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
+        for key, value in experiment.settings:
+            was = _dotted(committed, key)
+            if was is MISSING or was != value or isinstance(was, bool) != isinstance(value, bool):
+                was_text = "no such key" if was is MISSING else f"{key}={override_text(was)}"
+                raise ClusterError(
+                    f"{experiment.name} is on {url} with {was_text}, but the study sets {key}={override_text(value)}: "
+                    f"remove the stale experiment (`dvc exp remove -g {git_remote} {experiment.name}`) or rename it, "
+                    "then run again")
 
 
 def check_base_on_remote(repo: str | Path, url: str, base: str) -> None:
@@ -393,11 +435,15 @@ def run_experiment(job: Job) -> Outcome:
     first = next((t for t, line in lines if FIRST_STAGE.search(line)), end)
     seconds["pull"], seconds["run"] = first - start, end - first
     text = "".join(line for _, line in lines)
+    ref = exp_ref(job.base, job.name)
+    commit = _run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], work).stdout.strip()
     start = time.monotonic()
     _run([*_helper("publish"), job.name, "--git-remote", job.git_remote], work)
     seconds["push"] = time.monotonic() - start
-    if job.name not in finished_experiments(job.git_url, job.base):
-        raise ClusterError(f"{job.name}: pushed, but {exp_ref(job.base, job.name)} is not on {job.git_url}")
+    pushed = remote_experiments(job.git_url, job.base).get(job.name)
+    if pushed != commit:
+        raise ClusterError(f"{job.name}: pushed, but {ref} on {job.git_url} is "
+                           f"{pushed[:9] if pushed else 'missing'}, not this run's commit {commit[:9]}")
     shutil.rmtree(work)
     return Outcome(job.name, "done", label, {k: round(v, 2) for k, v in seconds.items()},
                    RAN.findall(text), CACHED.findall(text), started)
@@ -436,7 +482,9 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
     url = git_url(repo, git_remote)
     check_base_on_remote(repo, url, base)
     report(f"DVC remote {probe_remote(repo)} accepts writes; git remote {url}; base {base[:9]}")
-    done = finished_experiments(url, base)
+    on_remote = remote_experiments(url, base)
+    check_finished(repo, url, base, study.experiments, on_remote, git_remote)
+    done = set(on_remote)
     todo = [e for e in study.experiments if e.name not in done]
     outcomes = [Outcome(e.name, "skipped") for e in study.experiments if e.name in done]
     report(f"{study.name}: {len(study.experiments)} experiments, {len(outcomes)} already on the remote, "

@@ -3,6 +3,7 @@ one is named in one line, and the study's table is the mean and 95 % t-interval 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,50 @@ def test_the_study_figure_draws_every_configuration(tmp_path: Path):
             {"configuration": "lam=2", "seeds": 3, "m.average_mean": 0.7, "m.average_ci95": None}]
     png = cluster.study_points(rows, ["m.average"], "s", dpi=40)
     assert png[:4] == b"\x89PNG" and png == cluster.study_points(rows, ["m.average"], "s", dpi=40)  # byte-stable
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo_with_remote(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A repository whose base commit has a params.yaml, and a bare git remote holding that commit."""
+    repo, origin = tmp_path / "repo", tmp_path / "origin.git"
+    repo.mkdir()
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "t")
+    git(repo, "config", "user.email", "t@t")
+    (repo / "params.yaml").write_text("seeds: [0]\ntrain_b:\n  l2:\n    lambda: 1.0\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "push", "-q", str(origin), "main")
+    return repo, origin, git(repo, "rev-parse", "HEAD")
+
+
+def push_experiment(repo: Path, origin: Path, base: str, name: str, params: str) -> str:
+    """A commit on `base` with `params` as params.yaml, pushed to `origin` as experiment `name`'s ref."""
+    git(repo, "checkout", "-q", "--detach", base)
+    (repo / "params.yaml").write_text(params)
+    git(repo, "commit", "-qam", name)
+    commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "push", "-q", str(origin), f"{commit}:{cluster.exp_ref(base, name)}")
+    git(repo, "checkout", "-q", "main")
+    return commit
+
+
+def test_an_experiment_on_the_remote_with_other_values_stops_the_study_in_one_line(tmp_path, repo_with_remote):
+    repo, origin, base = repo_with_remote
+    study = cluster.load_study(write(tmp_path, "name: s\nset: {train_b.l2.lambda: 0.5}\ngrid: {seeds: [[0], [1]]}\n"))
+    push_experiment(repo, origin, base, "s-0", "seeds: [0]\ntrain_b:\n  l2:\n    lambda: 0.5\n")  # as the study says
+    on_remote = cluster.remote_experiments(str(origin), base)
+    cluster.check_finished(repo, str(origin), base, study.experiments, on_remote)  # matches: no error
+    push_experiment(repo, origin, base, "s-1", "seeds: [1]\ntrain_b:\n  l2:\n    lambda: 1.0\n")  # an old λ
+    on_remote = cluster.remote_experiments(str(origin), base)
+    assert set(on_remote) == {"s-0", "s-1"}
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.check_finished(repo, str(origin), base, study.experiments, on_remote)
+    message = str(error.value)
+    assert "s-1 is on" in message and "train_b.l2.lambda=1.0" in message and "\n" not in message
+    assert "dvc exp remove -g origin s-1" in message
