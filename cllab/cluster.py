@@ -19,6 +19,8 @@ Dask is imported only by `run` (the optional `[cluster]` extra); DVC only in the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import itertools
 import json
 import os
@@ -29,6 +31,8 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -175,14 +179,31 @@ def load_study(path: str | Path) -> Study:
 # --------------------------------------------------------------------------------------------------- git and DVC
 
 
+# Seconds a git command or a probe of the DVC remote may take before it counts as hung (an unreachable host).
+TIMEOUT = 600.0
+
+
 def _environment() -> dict[str, str]:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_TERMINAL_PROMPT="0")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
 
 
-def _run(cmd: Sequence[str], cwd: str | Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=_environment())
+def _run(cmd: Sequence[str], cwd: str | Path | None = None, check: bool = True, timeout: float | None = TIMEOUT,
+         guarded: bool = False) -> subprocess.CompletedProcess:
+    """Run `cmd` (its output captured); ClusterError (one line: the command, its exit and last line) if it fails
+    and `check`, or if it takes longer than `timeout` seconds. `guarded`: under the guard (`_guarded`), as every
+    command a worker runs is, so that none outlives its worker."""
+    if guarded:
+        code, lines, errors = _guarded(cmd, Path(cwd or "."), timeout=timeout)
+        result = subprocess.CompletedProcess(list(cmd), code, "".join(line for _, line in lines), errors)
+    else:
+        try:
+            result = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=_environment(),
+                                    timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ClusterError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s in {cwd or '.'}: is the remote "
+                               "reachable?") from None
     if check and result.returncode != 0:
         tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["(no output)"]
         raise ClusterError(f"`{' '.join(cmd)}` failed in {cwd or '.'} (exit {result.returncode}): {tail[0]}")
@@ -224,15 +245,15 @@ def exp_ref(base: str, name: str) -> str:
     return f"refs/exps/{base[:2]}/{base[2:]}/{name}"
 
 
-def remote_experiments(url: str, base: str) -> dict[str, str]:
+def remote_experiments(url: str, base: str, guarded: bool = False) -> dict[str, str]:
     """The experiments on commit `base` whose refs are on the git remote at `url`: name -> commit id."""
-    out = _run(["git", "ls-remote", url, f"refs/exps/{base[:2]}/{base[2:]}/*"]).stdout
+    out = _run(["git", "ls-remote", url, f"refs/exps/{base[:2]}/{base[2:]}/*"], guarded=guarded).stdout
     return {ref.rsplit("/", 1)[1]: sha for sha, _, ref in (line.partition("\t") for line in out.splitlines()) if ref}
 
 
-def finished_experiments(url: str, base: str) -> set[str]:
+def finished_experiments(url: str, base: str, guarded: bool = False) -> set[str]:
     """Names of the experiments on commit `base` whose refs are on the git remote at `url`."""
-    return set(remote_experiments(url, base))
+    return set(remote_experiments(url, base, guarded))
 
 
 MISSING = object()
@@ -373,27 +394,55 @@ def machine_dir() -> Path:
         return Path.cwd() / ".cllab-cluster"
 
 
-def _guarded(cmd: Sequence[str], cwd: Path, log: Path) -> tuple[int, list[tuple[float, str]]]:
-    """Run `cmd` in its own process group under a guard that kills the group if this process dies; its output
-    lines (with the time each arrived) go to `log` and are returned."""
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is already gone
+        pass
+
+
+def _guarded(cmd: Sequence[str], cwd: Path, log: Path | None = None,
+             timeout: float | None = None) -> tuple[int, list[tuple[float, str]], str]:
+    """Run `cmd` in its own process group under a guard that kills the group if this process dies; its output lines
+    (with the time each arrived) are returned, and written to `log` (stderr included) where given, else its stderr is
+    returned apart. The group is killed, and waited for, if this thread is interrupted or `timeout` seconds pass
+    (then ClusterError)."""
     guard = [*_helper("guard"), str(os.getpid()), "--", *cmd]
     lines: list[tuple[float, str]] = []
-    with open(log, "w") as out:
-        proc = subprocess.Popen(guard, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=_environment(), start_new_session=True)
+    timed_out = threading.Event()
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(log, "w")) if log else None
+        errors = None if log else stack.enter_context(tempfile.TemporaryFile("w+"))
+        proc = subprocess.Popen(guard, cwd=cwd, stdout=subprocess.PIPE, stderr=errors or subprocess.STDOUT,
+                                text=True, env=_environment(), start_new_session=True)
+        timer = threading.Timer(timeout, lambda: (timed_out.set(), _kill_group(proc))) if timeout else None
+        if timer:
+            timer.start()
         try:
             for line in proc.stdout:
                 lines.append((time.monotonic(), line))
-                out.write(line)
-                out.flush()
-            return proc.wait(), lines
+                if out:
+                    out.write(line)
+                    out.flush()
+            code = proc.wait()
         except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc)
+            proc.wait()
             raise
+        finally:
+            if timer:
+                timer.cancel()
+            proc.stdout.close()
+        if timed_out.is_set():
+            raise ClusterError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s in {cwd}: is the remote reachable?")
+        if errors:
+            errors.seek(0)
+        return code, lines, errors.read() if errors else ""
 
 
 def guard(parent: int, cmd: Sequence[str]) -> int:
-    """Run `cmd` in this process's group; kill the whole group if `parent` (the worker) goes away."""
+    """Run `cmd` in this process's group (the guard's own session); kill the whole group, the guard included, if
+    `parent` (the worker) goes away."""
     child = subprocess.Popen(list(cmd))
     while child.poll() is None:
         if os.getppid() != parent:
@@ -407,7 +456,8 @@ def run_experiment(job: Job) -> Outcome:
     started = time.time()
     machine = machine_dir()
     label = f"{socket.gethostname()}:{machine}"
-    if job.name in finished_experiments(job.git_url, job.base):
+    run = functools.partial(_run, guarded=True)  # every command under the guard: none outlives this worker
+    if job.name in finished_experiments(job.git_url, job.base, guarded=True):
         return Outcome(job.name, "skipped", label, started=started)
     seconds: dict[str, float] = {}
     start = time.monotonic()
@@ -415,19 +465,20 @@ def run_experiment(job: Job) -> Outcome:
     if work.exists():
         shutil.rmtree(work)  # left by a run this machine did not finish
     work.parent.mkdir(parents=True, exist_ok=True)
-    _run(["git", "clone", "--quiet", "--no-checkout", "--origin", job.git_remote, job.git_url, str(work)])
-    _run(["git", "checkout", "--quiet", "--detach", job.base], work)
-    _run(["git", "config", "user.name", "cllab cluster"], work)
-    _run(["git", "config", "user.email", "cllab-cluster@localhost"], work)
-    _run(_dvc("config", "--local", "cache.dir", str(machine / "dvc-cache")), work)  # this machine's own cache
+    run(["git", "clone", "--quiet", "--no-checkout", "--origin", job.git_remote, job.git_url, str(work)],
+        work.parent)
+    run(["git", "checkout", "--quiet", "--detach", job.base], work)
+    run(["git", "config", "user.name", "cllab cluster"], work)
+    run(["git", "config", "user.email", "cllab-cluster@localhost"], work)
+    run(_dvc("config", "--local", "cache.dir", str(machine / "dvc-cache")), work)  # this machine's own cache
     seconds["clone"] = time.monotonic() - start
     start = time.monotonic()
-    _run(_helper("probe"), work)  # before any training, on this machine too
+    run(_helper("probe"), work)  # before any training, on this machine too
     seconds["probe"] = time.monotonic() - start
     command = _dvc("exp", "run", "--pull", "-n", job.name, *itertools.chain.from_iterable(("-S", o)
                                                                                          for o in job.overrides))
     start = time.monotonic()
-    code, lines = _guarded(command, work, machine / "experiments" / f"{job.name}.log")
+    code, lines, _ = _guarded(command, work, machine / "experiments" / f"{job.name}.log")
     end = time.monotonic()
     if code != 0:
         tail = " | ".join(line.strip() for _, line in lines[-3:])
@@ -436,11 +487,11 @@ def run_experiment(job: Job) -> Outcome:
     seconds["pull"], seconds["run"] = first - start, end - first
     text = "".join(line for _, line in lines)
     ref = exp_ref(job.base, job.name)
-    commit = _run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], work).stdout.strip()
+    commit = run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], work).stdout.strip()
     start = time.monotonic()
-    _run([*_helper("publish"), job.name, "--git-remote", job.git_remote], work)
+    run([*_helper("publish"), job.name, "--git-remote", job.git_remote], work, timeout=None)  # uploads: no limit
     seconds["push"] = time.monotonic() - start
-    pushed = remote_experiments(job.git_url, job.base).get(job.name)
+    pushed = remote_experiments(job.git_url, job.base, guarded=True).get(job.name)
     if pushed != commit:
         raise ClusterError(f"{job.name}: pushed, but {ref} on {job.git_url} is "
                            f"{pushed[:9] if pushed else 'missing'}, not this run's commit {commit[:9]}")

@@ -4,6 +4,8 @@ one is named in one line, and the study's table is the mean and 95 % t-interval 
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +124,17 @@ def test_an_experiment_on_the_remote_with_other_values_stops_the_study_in_one_li
     message = str(error.value)
     assert "s-1 is on" in message and "train_b.l2.lambda=1.0" in message and "\n" not in message
     assert "dvc exp remove -g origin s-1" in message
+
+
+def test_a_worker_command_runs_under_the_guard_and_a_hung_one_is_killed_in_one_line(tmp_path: Path):
+    result = cluster._run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"],
+                          tmp_path, guarded=True)
+    assert result.stdout == "out\n" and result.stderr == "err\n"
+    start = time.monotonic()
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster._run([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, timeout=1, guarded=True)
+    assert time.monotonic() - start < 20 and "took more than 1 s" in str(error.value)
+    assert "\n" not in str(error.value)
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster._run(["git", "rev-parse", "--verify", "nothing"], tmp_path, guarded=True)
+    assert "exit 128" in str(error.value) and "\n" not in str(error.value)
