@@ -302,18 +302,33 @@ def check_base_on_remote(repo: str | Path, url: str, base: str) -> None:
     raise ClusterError(f"commit {base[:9]} is not on the git remote {url}: push it first (`git push`)")
 
 
-def probe_remote(repo: str | Path = ".") -> str:
+CREDENTIALS_HINT = ("give every worker the credentials in its environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) "
+                    "or in its machine's DVC config (`dvc remote modify --global`): a worker's clone has no "
+                    ".dvc/config.local")
+
+
+def probe_remote(repo: str | Path = ".") -> tuple[str, str]:
     """Write and delete one small object on the default DVC remote of `repo`; ClusterError (one line naming the
     remote and the cause) if it refuses. Returns the remote's name and URL."""
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
-    with Repo(str(repo)) as dvc_repo:
+    try:
+        dvc_repo = Repo(str(repo))
+    except NotDvcRepoError:
+        raise ClusterError(f"{Path(repo).resolve()} is not a DVC repository (no .dvc directory): run from the "
+                           "project's root or pass --repo") from None
+    with dvc_repo:
         name = dvc_repo.config["core"].get("remote")
         if not name:
             raise ClusterError(f"{repo}: no default DVC remote: `dvc remote add -d <name> <url>` (every worker pushes "
                                "its outputs and run-cache there)")
+        section = dvc_repo.config["remote"].get(name)
+        if section is None or "url" not in section:
+            raise ClusterError(f"{repo}: the default DVC remote {name!r} is not defined (no [remote \"{name}\"] "
+                               f"section with a url): `dvc remote add -d {name} <url>`")
+        where = section["url"]
         try:
-            where = dvc_repo.config["remote"][name]["url"]
             odb = dvc_repo.cloud.get_remote_odb(None, "push")
             probe = odb.fs.join(odb.path, f"{PROBE_NAME}-{uuid.uuid4().hex}")
             odb.fs.pipe(probe, b"probe")
@@ -321,9 +336,54 @@ def probe_remote(repo: str | Path = ".") -> str:
         except Exception as error:  # noqa: BLE001 - any refusal, named in one line
             cause = (str(error).strip().splitlines() or [""])[0][:200]
             raise ClusterError(f"the DVC remote {name!r} refuses writes ({type(error).__name__}: {cause}): check its "
-                               "URL and credentials (`dvc remote modify --local`, or AWS_ACCESS_KEY_ID / "
-                               "AWS_SECRET_ACCESS_KEY)") from None
-    return f"{name} ({where})"
+                               f"URL and credentials; {CREDENTIALS_HINT}") from None
+    return name, where
+
+
+def _is_local_path(url: str) -> bool:
+    """True for a local path (no scheme such as s3:// and no scp-like host:path)."""
+    return "://" not in url and not re.match(r"^[A-Za-z0-9._-]+(@[A-Za-z0-9._-]+)?:", url)
+
+
+def check_committed_remote(repo: str | Path, base: str, name: str, url: str) -> None:
+    """ClusterError (one line) unless the base commit's committed .dvc/config names the default DVC remote `name` at
+    `url`, as the working tree does: the driver probes its working tree's config (config.local included), but a
+    worker's clone has only the committed one. A relative local remote path is refused (each clone would resolve it
+    inside itself)."""
+    import configobj
+
+    shown = _run(["git", "show", f"{base}:.dvc/config"], repo, check=False)
+    if shown.returncode != 0:
+        raise ClusterError(f"the base commit {base[:9]} has no .dvc/config: commit the DVC remote (`dvc remote add -d "
+                           f"{name} {url}`, then `git commit .dvc/config`) and push it")
+    try:
+        config = configobj.ConfigObj(shown.stdout.splitlines())
+    except configobj.ConfigObjError as error:
+        raise ClusterError(f"the base commit's .dvc/config is not valid ({str(error).splitlines()[0]})") from None
+    committed = config.get("core", {}).get("remote")
+    committed_url = config.get(f'remote "{committed}"', {}).get("url") if committed else None
+    if committed_url and _is_local_path(committed_url) and not os.path.isabs(committed_url):
+        raise ClusterError(f"the base commit's DVC remote {committed!r} has a relative path ({committed_url}), which "
+                           "each worker would resolve inside its own clone: give an absolute path (`dvc remote modify "
+                           f"{committed} url /abs/path`) and commit it")
+    if committed != name or not _same_url(committed_url, url):
+        raise ClusterError(f"workers would use the base commit's default DVC remote "
+                           f"{committed or 'none'} ({strip_password(committed_url or 'no url')}), not {name} "
+                           f"({strip_password(url)}) as here (.dvc/config.local?): commit the remote in .dvc/config "
+                           f"and push; {CREDENTIALS_HINT}")
+
+
+def _same_url(committed: str | None, url: str) -> bool:
+    if committed is None:
+        return False
+    if _is_local_path(committed) and _is_local_path(url):
+        return os.path.normpath(committed) == os.path.normpath(url)
+    return committed.rstrip("/") == url.rstrip("/")
+
+
+def strip_password(url: str) -> str:
+    """`url` without the user:password (or user) part of its authority, to be shown in a message or a log."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", url)
 
 
 def _push_run_cache_objects(dvc_repo) -> int:
@@ -532,7 +592,10 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
     base = resolve_base(repo, study.base)
     url = git_url(repo, git_remote)
     check_base_on_remote(repo, url, base)
-    report(f"DVC remote {probe_remote(repo)} accepts writes; git remote {url}; base {base[:9]}")
+    remote, where = probe_remote(repo)
+    check_committed_remote(repo, base, remote, where)
+    report(f"DVC remote {remote} ({strip_password(where)}) accepts writes; git remote {strip_password(url)}; "
+           f"base {base[:9]}")
     on_remote = remote_experiments(url, base)
     check_finished(repo, url, base, study.experiments, on_remote, git_remote)
     done = set(on_remote)
@@ -788,7 +851,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "guard":
             return guard(args.parent, args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
         if args.command == "probe":
-            print(f"the DVC remote {probe_remote('.')} accepts writes")
+            remote, where = probe_remote(".")
+            print(f"the DVC remote {remote} ({strip_password(where)}) accepts writes")
         elif args.command == "publish":
             print(publish(args.name, args.git_remote))
         else:

@@ -138,3 +138,51 @@ def test_a_worker_command_runs_under_the_guard_and_a_hung_one_is_killed_in_one_l
     with pytest.raises(cluster.ClusterError) as error:
         cluster._run(["git", "rev-parse", "--verify", "nothing"], tmp_path, guarded=True)
     assert "exit 128" in str(error.value) and "\n" not in str(error.value)
+
+
+def commit_dvc_config(repo: Path, text: str) -> str:
+    (repo / ".dvc").mkdir(exist_ok=True)
+    (repo / ".dvc" / "config").write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "dvc config")
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("config, named", [
+    (None, "has no .dvc/config"),
+    ("[core]\n    remote = team\n['remote \"team\"']\n    url = s3://bucket/other\n", "not team (s3://bucket/lab)"),
+    ("[core]\n    remote = other\n['remote \"other\"']\n    url = s3://bucket/lab\n", "remote other"),
+    ("[core]\n    remote = team\n['remote \"team\"']\n    url = ../store\n", "relative path"),
+])
+def test_a_base_commit_whose_dvc_remote_differs_from_the_probed_one_is_named_in_one_line(repo_with_remote, config,
+                                                                                          named):
+    repo, _, base = repo_with_remote
+    if config is not None:
+        base = commit_dvc_config(repo, config)
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.check_committed_remote(repo, base, "team", "s3://bucket/lab")
+    assert named in str(error.value) and "\n" not in str(error.value)
+    assert "--local" not in str(error.value)
+
+
+def test_the_committed_dvc_remote_as_probed_passes(repo_with_remote):
+    repo, _, _ = repo_with_remote
+    base = commit_dvc_config(repo, "[core]\n    remote = team\n['remote \"team\"']\n    url = s3://bucket/lab/\n")
+    cluster.check_committed_remote(repo, base, "team", "s3://bucket/lab")
+
+
+def test_probing_a_directory_that_is_not_a_dvc_repository_or_has_no_remote_section_is_one_line(tmp_path: Path):
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.probe_remote(tmp_path)
+    assert "is not a DVC repository" in str(error.value) and "\n" not in str(error.value)
+    git(tmp_path, "init", "-q")
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    remote = team\n")
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.probe_remote(tmp_path)
+    assert "'team' is not defined" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_url_in_a_message_has_no_password():
+    assert cluster.strip_password("https://me:secret@host/x.git") == "https://host/x.git"
+    assert cluster.strip_password("s3://bucket/path") == "s3://bucket/path"
