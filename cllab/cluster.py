@@ -82,21 +82,63 @@ class Study:
 
 
 def override_text(value: Any) -> str:
-    """A value as `dvc exp run -S key=value` reads it (YAML): [0, 1], 0.1, true, ewc."""
+    """A value as `dvc exp run -S key=value` reads it (Hydra's override grammar): [0, 1], 0.1, true, ewc; a string
+    that Hydra would read otherwise (`a b`, `x,y`, `true`, `1`) in single quotes."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(override_text(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, str):
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_./-]*", value) and value.lower() not in HYDRA_WORDS:
+            return value
+        return "'" + value.replace("'", "\\'") + "'"
     return str(value)
+
+
+# Bare words Hydra reads as something other than a string
+HYDRA_WORDS = {"true", "false", "null", "nan", "inf", "-inf", "+inf"}
+
+
+def check_override(key: Any, value: Any, source: Path) -> str:
+    """`key=value` as `dvc exp run -S` takes it, or ClusterError (one line) if DVC would read back another key or
+    value: DVC parses -S with Hydra's override grammar (dvc.utils.hydra.apply_overrides)."""
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*", key):
+        raise ClusterError(f"{source}: {key!r} is not a params key: expected a dotted key of params.yaml such as "
+                           "train_b.l2.lambda")
+    if isinstance(value, dict):
+        raise ClusterError(f"{source}: {key} is a mapping ({value!r}): give each of its keys as its own dotted key "
+                           f"({key}.<name>: value)")
+    text = f"{key}={override_text(value)}"
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        (parsed,) = OverridesParser.create().parse_overrides([text])
+        back = parsed.value()
+    except Exception:  # noqa: BLE001 - Hydra's grammar refuses it: named in one line
+        back = MISSING
+    if back is MISSING or parsed.key_or_group != key or not _same_value(back, value):
+        raise ClusterError(f"{source}: {key}: {value!r} cannot be passed to `dvc exp run -S` unchanged "
+                           f"(it would read {text!r} as {back if back is not MISSING else 'an error'!r}): expected "
+                           "numbers, true/false, null, strings or lists of them")
+    return text
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same kind (a bool is not 1, a string is not a number), lists element by element."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) or isinstance(b, str):
+        return type(a) is type(b) and a == b
+    return a == b
 
 
 def name_text(value: Any) -> str:
     """A value as it appears in an experiment's name: [0] -> 0, [0, 1] -> 0_1, 0.1 -> 0.1."""
     if isinstance(value, (list, tuple)):
         return "_".join(name_text(v) for v in value)
-    return override_text(value)
+    return value if isinstance(value, str) else override_text(value)
 
 
 def _experiment_name(pattern: str, study: str, point: Mapping[str, Any], source: Path) -> str:
@@ -119,11 +161,15 @@ def _experiment_name(pattern: str, study: str, point: Mapping[str, Any], source:
 def load_study(path: str | Path) -> Study:
     """Read a study file and expand it into named experiments (every combination of `grid`, then each of `list`,
     each with the overrides of `set`)."""
+    from cllab.params import ParamsError, read_yaml
+
     path = Path(path)
+    if path.is_dir():
+        raise ClusterError(f"{path}: is a directory, expected a study file (e.g. studies/tiny.yaml)")
     try:
-        spec = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ClusterError(f"{path}: no such study file") from None
+        spec = read_yaml(path, "a study file, e.g. studies/tiny.yaml")
+    except ParamsError as error:
+        raise ClusterError(str(error)) from None
     if not isinstance(spec, dict):
         raise ClusterError(f"{path}: a study file is a mapping (name, base, set, grid, …), got {type(spec).__name__}")
     known = {"name", "base", "set", "grid", "list", "experiment", "seed", "metrics"}
@@ -139,16 +185,39 @@ def load_study(path: str | Path) -> Study:
     for key, value in (("set", fixed), ("grid", grid)):
         if not isinstance(value, dict):
             raise ClusterError(f"{path}: {key} must map params keys to values, got {value!r}")
+    for key, value in fixed.items():
+        check_override(key, value, path)
     for key, values in grid.items():
+        check_override(key, None, path)
         if not isinstance(values, list) or not values:
             raise ClusterError(f"{path}: grid.{key} must be a non-empty list of values, got {values!r}")
     if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
         raise ClusterError(f"{path}: list must be a list of mappings (params key: value), got {listed!r}")
+    for key, values in grid.items():
+        for value in values:
+            check_override(key, value, path)
+    for item in listed:
+        for key, value in item.items():
+            check_override(key, value, path)
+    base = spec.get("base", "HEAD")
+    if not isinstance(base, str) or not base:
+        raise ClusterError(f"{path}: base must be a branch, a tag, HEAD or a commit id (quote an id that YAML reads as "
+                           f"a number), got {base!r}")
+    pattern = spec.get("experiment")
+    if pattern is not None and not isinstance(pattern, str):
+        raise ClusterError(f"{path}: experiment must be a name pattern such as '{{study}}-{{seeds}}', got {pattern!r}")
+    seed_key = spec.get("seed")
+    if seed_key is not None and not isinstance(seed_key, str):
+        raise ClusterError(f"{path}: seed must be the params key the table averages over (e.g. seeds), "
+                           f"got {seed_key!r}")
+    metrics_spec = spec.get("metrics") or []
+    if not isinstance(metrics_spec, list):
+        raise ClusterError(f"{path}: metrics must be a list of 'file.json:key' entries, got {metrics_spec!r}")
     points = [dict(zip(grid, combination)) for combination in itertools.product(*grid.values())] if grid else []
     points += [dict(item) for item in listed]
     if not points:
         raise ClusterError(f"{path}: no experiments: give a grid (key: [values]) or a list of mappings")
-    pattern = spec.get("experiment") or "{study}-" + "-".join(f"{{{k}}}" for k in points[0])
+    pattern = pattern or "{study}-" + "-".join(f"{{{k}}}" for k in points[0])
     experiments = []
     for point in points:
         overrides = {**fixed, **point}
@@ -163,16 +232,15 @@ def load_study(path: str | Path) -> Study:
     if duplicate:
         raise ClusterError(f"{path}: two experiments are named {duplicate!r}: put every varied key in the name "
                            f"pattern ({pattern!r})")
-    seed_key = spec.get("seed")
     if seed_key is not None and not all(seed_key in dict(e.point) for e in experiments):
         raise ClusterError(f"{path}: seed: {seed_key!r} must be a key that every experiment varies (grid or list)")
     metrics = []
-    for item in spec.get("metrics") or []:
+    for item in metrics_spec:
         file, _, key = str(item).rpartition(":")
-        if not file or not key:
+        if not isinstance(item, str) or not file or not key:
             raise ClusterError(f"{path}: metrics entries are 'file.json:key', got {item!r}")
         metrics.append((file, key))
-    return Study(name=name, base=str(spec.get("base", "HEAD")), experiments=tuple(experiments), seed_key=seed_key,
+    return Study(name=name, base=base, experiments=tuple(experiments), seed_key=seed_key,
                  metrics=tuple(metrics), path=path)
 
 
@@ -289,6 +357,46 @@ def check_finished(repo: str | Path, url: str, base: str, experiments: Sequence[
                     f"{experiment.name} is on {url} with {was_text}, but the study sets {key}={override_text(value)}: "
                     f"remove the stale experiment (`dvc exp remove -g {git_remote} {experiment.name}`) or rename it, "
                     "then run again")
+
+
+def check_params(repo: str | Path, base: str, study: Study) -> None:
+    """ClusterError (one line naming the experiment and the key) unless every experiment's overrides, applied to the
+    base commit's params.yaml, pass the project's own check (`python -m cllab check`, every pipeline): a typo or a
+    bad value stops the study here rather than on every worker."""
+    from cllab import __main__ as lab
+    from cllab import params as params_lib
+    from cllab import seqparams
+
+    def committed(path: str) -> str | None:
+        shown = _run(["git", "show", f"{base}:{path}"], repo, check=False)
+        return shown.stdout if shown.returncode == 0 else None
+
+    text = committed("params.yaml")
+    if text is None:
+        raise ClusterError(f"the base commit {base[:9]} has no params.yaml: is {study.base!r} this project's commit?")
+    params = yaml.safe_load(text)
+    with tempfile.TemporaryDirectory(prefix="cllab-study-") as tmp:
+        root = Path(tmp)
+        paper = committed(lab.PAPER)
+        if paper is not None:
+            (root / lab.PAPER).parent.mkdir(parents=True)
+            (root / lab.PAPER).write_text(paper)
+        for experiment in study.experiments:
+            nested: dict[str, Any] = {}
+            for key, value in experiment.settings:
+                *parents, leaf = key.split(".")
+                node = nested
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[leaf] = value
+            try:
+                merged = seqparams.merge(params, nested, "the study", "the base commit's params.yaml")
+                (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+                lab.check(root / "params.yaml", root)
+            except params_lib.ParamsError as error:
+                message = str(error).replace(f"{root / 'params.yaml'}", "params.yaml").replace(f"{root}/", "")
+                raise ClusterError(f"{study.path}: experiment {experiment.name}: {message} (the base commit's "
+                                   "params.yaml with the study's overrides)") from None
 
 
 def check_base_on_remote(repo: str | Path, url: str, base: str) -> None:
@@ -563,26 +671,47 @@ def run_experiment(job: Job) -> Outcome:
 # ------------------------------------------------------------------------------------------------------ the study
 
 
+SCHEDULER_TIMEOUT = 30  # seconds to wait for a --scheduler to answer
+
+
+@contextlib.contextmanager
 def _client(scheduler: str | None, local: int | None, slurm: int | None):
     """A Dask client: of the scheduler at `scheduler`, of a LocalCluster of `local` single-thread workers, or of a
-    dask-jobqueue SLURMCluster of `slurm` one-core jobs (its options from Dask's config: jobqueue.slurm.*)."""
+    dask-jobqueue SLURMCluster of `slurm` one-core jobs (its options from Dask's config: jobqueue.slurm.*). A cluster
+    made here is closed on exit (closing a client does not close a cluster it did not create)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise ClusterError("Dask is not installed: pip install -e '.[cluster]'") from None
     if scheduler:
-        return Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise ClusterError(f"no Dask scheduler answers at {strip_password(scheduler)} "
+                               f"({(str(error).splitlines() or [type(error).__name__])[0]}): start one there "
+                               "(`dask scheduler`) or check the address") from None
+        with client:
+            yield client
+        return
     if slurm:
-        from dask_jobqueue import SLURMCluster
-
+        try:
+            from dask_jobqueue import SLURMCluster
+        except ImportError:
+            raise ClusterError("dask-jobqueue is not installed (--slurm needs it): pip install -e '.[cluster]'") \
+                from None
         try:
             cluster = SLURMCluster(cores=1, processes=1)  # one experiment at a time per job; job-cpu: its CPUs
         except ValueError as error:
             raise ClusterError(f"dask-jobqueue: {str(error).splitlines()[0]} (set jobqueue.slurm.memory and "
                                "job-cpu in ~/.config/dask/jobqueue.yaml: docs/cluster.md)") from None
-        cluster.scale(jobs=slurm)
-        return Client(cluster)
-    return Client(LocalCluster(n_workers=local or 1, threads_per_worker=1, processes=True, dashboard_address=None))
+        with cluster:
+            cluster.scale(jobs=slurm)
+            with Client(cluster) as client:
+                yield client
+        return
+    with LocalCluster(n_workers=local or 1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            yield client
 
 
 def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", scheduler: str | None = None,
@@ -590,6 +719,7 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
               report: Callable[[str], None] = print) -> list[Outcome]:
     """Run every unfinished experiment of `study` on the cluster; one line per experiment through `report`."""
     base = resolve_base(repo, study.base)
+    check_params(repo, base, study)
     url = git_url(repo, git_remote)
     check_base_on_remote(repo, url, base)
     remote, where = probe_remote(repo)
@@ -819,6 +949,13 @@ def _study_commands(args: argparse.Namespace) -> Iterator[str]:
         collect_study(study, args.repo, args.git_remote, args.out_dir, args.pull_cache)
 
 
+def positive(value: str) -> int:
+    """argparse type for --local and --slurm: an integer >= 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of workers, got {value!r}")
+    return int(value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cllab.cluster", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -833,8 +970,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "run":
             where = command.add_mutually_exclusive_group(required=True)
             where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
-            where.add_argument("--local", type=int, metavar="N", help="a LocalCluster of N single-thread workers")
-            where.add_argument("--slurm", type=int, metavar="N", help="N one-core Slurm jobs (dask-jobqueue)")
+            where.add_argument("--local", type=positive, metavar="N", help="a LocalCluster of N single-thread workers")
+            where.add_argument("--slurm", type=positive, metavar="N", help="N one-core Slurm jobs (dask-jobqueue)")
         if name == "collect":
             command.add_argument("--out-dir", help="where the table and figure go (default: studies/<name>/)")
             command.add_argument("--pull-cache", action="store_true", help="also pull the experiments' outputs")
@@ -858,9 +995,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for line in _study_commands(args):
                 print(line)
-    except LabError as error:
-        print(f"cluster: {error}", file=sys.stderr)
-        return 2
+    except LabError as error:  # the lab's convention (cllab.cli.run): one line, exit status 1
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -186,3 +186,96 @@ def test_probing_a_directory_that_is_not_a_dvc_repository_or_has_no_remote_secti
 def test_a_url_in_a_message_has_no_password():
     assert cluster.strip_password("https://me:secret@host/x.git") == "https://host/x.git"
     assert cluster.strip_password("s3://bucket/path") == "s3://bucket/path"
+
+
+@pytest.mark.parametrize("text, named", [
+    ("name: s\ngrid: {seeds: [[0]\n", "not valid YAML at line"),
+    ("name: s\ngrid: {seeds: [[0]]}\nseed: [a]\n", "seed must be the params key"),
+    ("name: s\ngrid: {seeds: [[0]]}\nmetrics: m.json:average\n", "metrics must be a list"),
+    ("name: s\ngrid: {seeds: [[0]]}\nbase: 1234567\n", "base must be a branch"),
+    ("name: s\ngrid: {seeds: [[0]]}\nexperiment: 3\n", "experiment must be a name pattern"),
+    ("name: s\ngrid: {seeds: [[0]]}\nset: {'a b': 1}\n", "'a b' is not a params key"),
+    ("name: s\ngrid: {seeds: [[0]]}\nset: {model: {dropout: 0.1}}\n", "model is a mapping"),
+    ("name: s\ngrid: {seeds: [[0]]}\nset: {plot.dpi: .nan}\n", "cannot be passed to `dvc exp run -S`"),
+])
+def test_bad_input_in_a_study_file_is_named_in_one_line_before_any_work(tmp_path: Path, text: str, named: str):
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.load_study(write(tmp_path, text))
+    assert named in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_study_file_that_is_a_directory_is_named_in_one_line(tmp_path: Path):
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.load_study(tmp_path)
+    assert "is a directory" in str(error.value)
+
+
+def test_strings_that_hydra_would_misread_are_quoted_for_dvc_exp_run(tmp_path: Path):
+    study = cluster.load_study(write(tmp_path, "name: s\nlist:\n- {a: 'x, y', b: 'true', c: 'k: v', d: ewc, e: ['p q']}\n"
+                                               "experiment: '{study}'\n"))
+    assert study.experiments[0].overrides == ("a='x, y'", "b='true'", "c='k: v'", "d=ewc", "e=['p q']")
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # what DVC parses -S with
+
+    parsed = OverridesParser.create().parse_overrides(list(study.experiments[0].overrides))
+    assert [o.value() for o in parsed] == ["x, y", "true", "k: v", "ewc", ["p q"]]
+
+
+@pytest.fixture
+def project_base(repo_with_remote) -> tuple[Path, str]:
+    """The temporary repository with this project's params.yaml and the paper configuration committed."""
+    repo, _, _ = repo_with_remote
+    (repo / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (repo / "sequence" / "paper").mkdir(parents=True)
+    (repo / "sequence" / "paper" / "params.yaml").write_text((ROOT / "sequence" / "paper" / "params.yaml").read_text())
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the project's params")
+    return repo, git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("override, named", [
+    ("train_b.l2.lamda: 1", "train_b.l2.lamda is not a key of the base commit's params.yaml"),
+    ("model.hidden_units: -1", "model.hidden_units"),
+    ("methods: [none, l3]", "methods"),
+])
+def test_an_override_that_params_yaml_would_refuse_stops_the_study_on_the_driver(tmp_path, project_base, override,
+                                                                                   named):
+    repo, base = project_base
+    tiny = cluster.load_study(ROOT / "studies" / "tiny.yaml")
+    cluster.check_params(repo, base, tiny)  # the example study is valid
+    study = cluster.load_study(write(tmp_path, f"name: s\nset: {{{override}}}\ngrid: {{seeds: [[0]]}}\n"))
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.check_params(repo, base, study)
+    assert "experiment s-0" in str(error.value) and named in str(error.value) and "\n" not in str(error.value)
+    assert str(tmp_path) not in str(error.value).replace(str(study.path), "")  # no temporary path
+
+
+@pytest.mark.parametrize("argv", [["--local", "0"], ["--slurm", "-2"], ["--local", "two"]])
+def test_the_number_of_workers_must_be_positive(tmp_path: Path, argv: list[str], capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cluster.main(["run", str(ROOT / "studies" / "tiny.yaml"), *argv])
+    assert exit_.value.code == 2 and "expected a positive number of workers" in capsys.readouterr().err
+
+
+def test_a_lab_error_is_one_line_and_exit_status_1(tmp_path: Path, capsys):
+    assert cluster.main(["list", str(tmp_path / "missing.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_an_unreachable_scheduler_is_one_line(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT", 2)
+    port = cluster.free_port()  # nothing listens there
+    with pytest.raises(cluster.ClusterError) as error:
+        with cluster._client(f"tcp://127.0.0.1:{port}", None, None):
+            pass
+    assert "no Dask scheduler answers" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_slurm_without_dask_jobqueue_is_one_line(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed: its import fails
+    with pytest.raises(cluster.ClusterError) as error:
+        with cluster._client(None, None, 1):
+            pass
+    assert "dask-jobqueue is not installed" in str(error.value) and "[cluster]" in str(error.value)
