@@ -270,12 +270,18 @@ def _run(cmd: Sequence[str], cwd: str | Path | None = None, check: bool = True, 
             result = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=_environment(),
                                     timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ClusterError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s in {cwd or '.'}: is the remote "
+            raise ClusterError(f"`{_shown(cmd)}` took more than {timeout:.0f} s in {cwd or '.'}: is the remote "
                                "reachable?") from None
     if check and result.returncode != 0:
         tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["(no output)"]
-        raise ClusterError(f"`{' '.join(cmd)}` failed in {cwd or '.'} (exit {result.returncode}): {tail[0]}")
+        raise ClusterError(f"`{_shown(cmd)}` failed in {cwd or '.'} (exit {result.returncode}): "
+                           f"{strip_password(tail[0])}")
     return result
+
+
+def _shown(cmd: Sequence[Any]) -> str:
+    """A command as a message shows it: any URL's user:password removed."""
+    return " ".join(strip_password(str(part)) for part in cmd)
 
 
 def _dvc(*args: str) -> list[str]:
@@ -354,7 +360,7 @@ def check_finished(repo: str | Path, url: str, base: str, experiments: Sequence[
             if was is MISSING or was != value or isinstance(was, bool) != isinstance(value, bool):
                 was_text = "no such key" if was is MISSING else f"{key}={override_text(was)}"
                 raise ClusterError(
-                    f"{experiment.name} is on {url} with {was_text}, but the study sets {key}={override_text(value)}: "
+                    f"{experiment.name} is on {strip_password(url)} with {was_text}, but the study sets {key}={override_text(value)}: "
                     f"remove the stale experiment (`dvc exp remove -g {git_remote} {experiment.name}`) or rename it, "
                     "then run again")
 
@@ -407,7 +413,7 @@ def check_base_on_remote(repo: str | Path, url: str, base: str) -> None:
         known = _run(["git", "cat-file", "-e", f"{tip}^{{commit}}"], repo, check=False).returncode == 0
         if known and _run(["git", "merge-base", "--is-ancestor", base, tip], repo, check=False).returncode == 0:
             return
-    raise ClusterError(f"commit {base[:9]} is not on the git remote {url}: push it first (`git push`)")
+    raise ClusterError(f"commit {base[:9]} is not on the git remote {strip_password(url)}: push it first (`git push`)")
 
 
 CREDENTIALS_HINT = ("give every worker the credentials in its environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) "
@@ -602,7 +608,7 @@ def _guarded(cmd: Sequence[str], cwd: Path, log: Path | None = None,
                 timer.cancel()
             proc.stdout.close()
         if timed_out.is_set():
-            raise ClusterError(f"`{' '.join(cmd)}` took more than {timeout:.0f} s in {cwd}: is the remote reachable?")
+            raise ClusterError(f"`{_shown(cmd)}` took more than {timeout:.0f} s in {cwd}: is the remote reachable?")
         if errors:
             errors.seek(0)
         return code, lines, errors.read() if errors else ""
@@ -661,7 +667,7 @@ def run_experiment(job: Job) -> Outcome:
     seconds["push"] = time.monotonic() - start
     pushed = remote_experiments(job.git_url, job.base, guarded=True).get(job.name)
     if pushed != commit:
-        raise ClusterError(f"{job.name}: pushed, but {ref} on {job.git_url} is "
+        raise ClusterError(f"{job.name}: pushed, but {ref} on {strip_password(job.git_url)} is "
                            f"{pushed[:9] if pushed else 'missing'}, not this run's commit {commit[:9]}")
     shutil.rmtree(work)
     return Outcome(job.name, "done", label, {k: round(v, 2) for k, v in seconds.items()},
@@ -823,7 +829,7 @@ def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origi
     names = [e.name for e in study.experiments]
     missing = sorted(set(names) - finished_experiments(url, base))
     if missing:
-        raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on {url} yet "
+        raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on {strip_password(url)} yet "
                            f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): run the study first")
     _run(_dvc("exp", "pull", *([] if pull_cache else ["--no-cache"]), git_remote, *names), repo)
     values: dict[str, dict[tuple[str, str], float]] = {}
@@ -874,7 +880,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ClusterError(f"`{' '.join(map(str, process.args))}` exited ({process.returncode}) before listening")
+            raise ClusterError(f"`{_shown(process.args)}` exited ({process.returncode}) before listening")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -884,10 +890,16 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> 
 
 def serve_s3(root: str | Path, port: int, key: str, secret: str, log: str | Path) -> subprocess.Popen:
     """`rclone serve s3` of directory `root` (each folder a bucket) on 127.0.0.1:`port`, with credentials."""
-    env = dict(os.environ, RCLONE_CONFIG=str(Path(log).with_suffix(".conf")))
-    process = subprocess.Popen([rclone_binary(), "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key",
-                                f"{key},{secret}", str(root)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                               env=env, start_new_session=True)
+    # the key pair through rclone's environment variable for --auth-key (CSV: one quoted "key,secret" field), not the
+    # command line, which every user of the machine can read (ps) and which an error message would show
+    if "," in key + secret or '"' in key + secret:
+        raise ClusterError("rclone's --auth-key takes one 'key,secret' pair: the key and the secret cannot contain "
+                           "',' or '\"'")
+    pair = f'"{key},{secret}"'
+    env = dict(os.environ, RCLONE_CONFIG=str(Path(log).with_suffix(".conf")), RCLONE_AUTH_KEY=pair)
+    with open(log, "w") as out:  # the child has its own copy of the descriptor
+        process = subprocess.Popen([rclone_binary(), "serve", "s3", "--addr", f"127.0.0.1:{port}", str(root)],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     wait_for_port(port, process)
     return process
 
@@ -895,9 +907,9 @@ def serve_s3(root: str | Path, port: int, key: str, secret: str, log: str | Path
 def start_scheduler(port: int, log: str | Path) -> subprocess.Popen:
     """A Dask scheduler on 127.0.0.1:`port` (no dashboard), in its own process group."""
     dask = Path(sysconfig.get_path("scripts")) / "dask"
-    process = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                "--no-dashboard"], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                    "--no-dashboard"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_port(port, process)
     return process
 
@@ -913,8 +925,9 @@ def start_worker(scheduler: str, name: str, directory: str | Path, cpu: int | No
            "--local-directory", str(directory), "--no-dashboard"]
     if cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu), *cmd]
-    return subprocess.Popen(cmd, stdout=open(directory / "worker.log", "w"), stderr=subprocess.STDOUT,
-                            env=dict(env or os.environ, CLLAB_CLUSTER_DIR=str(directory)), start_new_session=True)
+    with open(directory / "worker.log", "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                env=dict(env or os.environ, CLLAB_CLUSTER_DIR=str(directory)), start_new_session=True)
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -279,3 +279,23 @@ def test_slurm_without_dask_jobqueue_is_one_line(monkeypatch):
         with cluster._client(None, None, 1):
             pass
     assert "dask-jobqueue is not installed" in str(error.value) and "[cluster]" in str(error.value)
+
+
+def test_the_s3_servers_secret_is_not_on_its_command_line(tmp_path: Path):
+    try:
+        cluster.rclone_binary()
+    except cluster.ClusterError:
+        pytest.skip("rclone is not installed (the [cluster] extra)")
+    (tmp_path / "s3").mkdir()
+    process = cluster.serve_s3(tmp_path / "s3", cluster.free_port(), "the-key", "the-secret", tmp_path / "rclone.log")
+    try:
+        assert "the-secret" not in Path(f"/proc/{process.pid}/cmdline").read_text() and "the-secret" not in str(
+            process.args)
+    finally:
+        cluster.stop(process)
+
+
+def test_a_failed_commands_message_has_no_password(tmp_path: Path):
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster._run(["git", "ls-remote", "https://me:hunter2@127.0.0.1:9/x.git"], tmp_path, timeout=30)
+    assert "hunter2" not in str(error.value) and "https://127.0.0.1:9/x.git" in str(error.value)
