@@ -304,12 +304,17 @@ def resolve_base(repo: str | Path, base: str) -> str:
 
 
 def git_url(repo: str | Path, remote: str) -> str:
-    """The URL of git remote `remote` of `repo` (a remote name or already a URL/path)."""
+    """The URL of git remote `remote` of `repo` (a remote name or already a URL/path); a relative local path is
+    resolved against `repo`, as git does there."""
     result = _run(["git", "remote", "get-url", remote], repo, check=False)
     if result.returncode == 0:
-        return result.stdout.strip()
-    if "/" in remote or ":" in remote:
-        return remote
+        url = result.stdout.strip()
+    elif "/" in remote or ":" in remote:
+        url = remote
+    else:
+        url = ""
+    if url:  # a relative local path means the repository's; a worker's clone lives elsewhere
+        return str((Path(repo) / url).resolve()) if _is_local_path(url) and not os.path.isabs(url) else url
     raise ClusterError(f"{repo}: no git remote {remote!r}: `git remote add {remote} <url>` (the bare repository "
                        "every worker clones from and pushes to)")
 

@@ -299,3 +299,12 @@ def test_a_failed_commands_message_has_no_password(tmp_path: Path):
     with pytest.raises(cluster.ClusterError) as error:
         cluster._run(["git", "ls-remote", "https://me:hunter2@127.0.0.1:9/x.git"], tmp_path, timeout=30)
     assert "hunter2" not in str(error.value) and "https://127.0.0.1:9/x.git" in str(error.value)
+
+
+def test_a_relative_git_remote_path_is_resolved_against_the_repository(repo_with_remote):
+    repo, origin, _ = repo_with_remote
+    git(repo, "remote", "add", "origin", "../origin.git")
+    assert cluster.git_url(repo, "origin") == str(origin.resolve())
+    assert cluster.git_url(repo, "../origin.git") == str(origin.resolve())
+    assert cluster.git_url(repo, "https://host/x.git") == "https://host/x.git"
+    assert cluster.git_url(repo, "git@host:x.git") == "git@host:x.git"
