@@ -252,7 +252,9 @@ TIMEOUT = 600.0
 
 
 def _environment() -> dict[str, str]:
+    # no prompt can hang a worker: git's for a password (GIT_TERMINAL_PROMPT), ssh's for a passphrase or a host key
     env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_TERMINAL_PROMPT="0")
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return env
 

@@ -308,3 +308,9 @@ def test_a_relative_git_remote_path_is_resolved_against_the_repository(repo_with
     assert cluster.git_url(repo, "../origin.git") == str(origin.resolve())
     assert cluster.git_url(repo, "https://host/x.git") == "https://host/x.git"
     assert cluster.git_url(repo, "git@host:x.git") == "git@host:x.git"
+
+
+def test_no_git_or_ssh_prompt_can_hang_a_worker(monkeypatch):
+    monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
+    env = cluster._environment()
+    assert env["GIT_TERMINAL_PROMPT"] == "0" and "BatchMode=yes" in env["GIT_SSH_COMMAND"]
