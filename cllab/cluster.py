@@ -555,12 +555,13 @@ class Outcome:
     """What a worker reports for one experiment; seconds: clone, pull, run, push (and probe) in seconds."""
 
     name: str
-    status: str  # "done" or "skipped" (its ref was already on the git remote)
+    status: str  # "done", "skipped" (its ref was already on the git remote) or "failed" (`dvc exp run` failed)
     machine: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)  # stages that ran
     cached: list[str] = field(default_factory=list)  # stages restored from the run-cache
     started: float = 0.0  # when the worker took it (seconds since the epoch)
+    error: str = ""  # why it failed: one line
 
 
 def machine_dir() -> Path:
@@ -661,9 +662,11 @@ def run_experiment(job: Job) -> Outcome:
     start = time.monotonic()
     code, lines, _ = _guarded(command, work, machine / "experiments" / f"{job.name}.log")
     end = time.monotonic()
-    if code != 0:
+    if code != 0:  # deterministic (a bad value, diverged training): reported, not retried elsewhere
         tail = " | ".join(line.strip() for _, line in lines[-3:])
-        raise ClusterError(f"{job.name}: `dvc exp run` failed on {label} (exit {code}): {tail}")
+        seconds["run"] = end - start
+        return Outcome(job.name, "failed", label, {k: round(v, 2) for k, v in seconds.items()}, started=started,
+                       error=f"`dvc exp run` failed on {label} (exit {code}): {tail}")
     first = next((t for t, line in lines if FIRST_STAGE.search(line)), end)
     seconds["pull"], seconds["run"] = first - start, end - first
     text = "".join(line for _, line in lines)
@@ -752,7 +755,9 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
 
     with _client(scheduler, local, slurm) as client:
         futures = {client.submit(run_experiment, Job(e.name, base, url, e.overrides, git_remote),
-                                 key=f"cllab-{base[:9]}-{e.name}", pure=False, retries=1): e for e in todo}
+                                 key=f"cllab-{base[:9]}-{e.name}", pure=False): e for e in todo}
+        # no retries: a failure of the task itself is deterministic; a worker that dies is another matter, and the
+        # scheduler gives its task to another worker (distributed.scheduler.allowed-failures)
         failed = []
         for future in as_completed(futures):
             experiment = futures[future]
@@ -760,9 +765,13 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
                 outcome = future.result()
             except Exception as error:  # noqa: BLE001 - one line per failed experiment, the study goes on
                 failed.append(experiment.name)
-                report(f"{experiment.name}: FAILED: {error}")
+                report(f"{experiment.name}: FAILED: {(str(error).strip().splitlines() or [type(error).__name__])[0]}")
                 continue
             outcomes.append(outcome)
+            if outcome.status == "failed":
+                failed.append(outcome.name)
+                report(f"{outcome.name}: FAILED: {outcome.error}")
+                continue
             timings = ", ".join(f"{k} {v:.1f}" for k, v in outcome.seconds.items())
             report(f"{outcome.name}: {outcome.status} on {outcome.machine}" + (f" ({timings} s)" if timings else ""))
     if failed:

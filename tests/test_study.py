@@ -314,3 +314,15 @@ def test_no_git_or_ssh_prompt_can_hang_a_worker(monkeypatch):
     monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
     env = cluster._environment()
     assert env["GIT_TERMINAL_PROMPT"] == "0" and "BatchMode=yes" in env["GIT_SSH_COMMAND"]
+
+
+def test_a_failed_dvc_exp_run_is_a_failed_outcome_not_an_exception_to_retry(tmp_path, repo_with_remote, monkeypatch):
+    repo, origin, base = repo_with_remote
+    helper, dvc = cluster._helper, cluster._dvc
+    monkeypatch.setenv("CLLAB_CLUSTER_DIR", str(tmp_path / "machine"))
+    monkeypatch.setattr(cluster, "_helper", lambda command: [sys.executable, "-c", "pass"] if command == "probe"
+                        else helper(command))  # no DVC remote here to probe
+    monkeypatch.setattr(cluster, "_dvc", lambda *args: dvc("--version") if args[0] == "config" else
+                        [sys.executable, "-c", "import sys; print('the run failed'); sys.exit(3)"])
+    outcome = cluster.run_experiment(cluster.Job("s-0", base, str(origin), ("seeds=[0]",)))
+    assert outcome.status == "failed" and "(exit 3): the run failed" in outcome.error and "\n" not in outcome.error
