@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import functools
 import itertools
-import json
 import os
 import re
 import shutil
@@ -367,7 +366,8 @@ def check_finished(repo: str | Path, url: str, base: str, experiments: Sequence[
             if was is MISSING or was != value or isinstance(was, bool) != isinstance(value, bool):
                 was_text = "no such key" if was is MISSING else f"{key}={override_text(was)}"
                 raise ClusterError(
-                    f"{experiment.name} is on {strip_password(url)} with {was_text}, but the study sets {key}={override_text(value)}: "
+                    f"{experiment.name} is on {strip_password(url)} with {was_text}, but the study sets "
+                    f"{key}={override_text(value)}: "
                     f"remove the stale experiment (`dvc exp remove -g {git_remote} {experiment.name}`) or rename it, "
                     "then run again")
 
@@ -834,6 +834,22 @@ def study_points(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], stud
         return plots._png(fig, dpi)
 
 
+def metric_value(text: str, key: str, where: str) -> float:
+    """The number at dotted `key` of a JSON document (cllab.reproduction.json_numbers, as the lab's reproduction
+    check reads metrics); ClusterError (one line naming `where`) for bad JSON, a missing key or a non-number."""
+    from cllab.reproduction import json_numbers
+
+    try:
+        numbers = json_numbers(text, "metric")
+    except ValueError as error:
+        raise ClusterError(f"{where} is not valid JSON ({str(error).splitlines()[0]})") from None
+    value = numbers.get(f"metric.{key}")
+    if value is None:
+        shown = ", ".join(k.removeprefix("metric.") for k, v in numbers.items() if v is not None)[:200]
+        raise ClusterError(f"{where} has no number at {key!r} (its numbers: {shown or 'none'})")
+    return float(value)
+
+
 def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", out_dir: str | Path | None = None,
                   pull_cache: bool = False, report: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """`dvc exp pull` the study's experiments into `repo`, and write its table (CSV) and figure (PNG) to `out_dir`
@@ -845,7 +861,8 @@ def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origi
     names = [e.name for e in study.experiments]
     missing = sorted(set(names) - finished_experiments(url, base))
     if missing:
-        raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on {strip_password(url)} yet "
+        raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on "
+                           f"{strip_password(url)} yet "
                            f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): run the study first")
     _run(_dvc("exp", "pull", *([] if pull_cache else ["--no-cache"]), git_remote, *names), repo)
     values: dict[str, dict[tuple[str, str], float]] = {}
@@ -855,20 +872,18 @@ def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origi
             shown = _run(["git", "show", f"{exp_ref(base, name)}:{file}"], repo, check=False)
             if shown.returncode != 0:
                 raise ClusterError(f"{study.path}: metrics file {file} is not in experiment {name}")
-            data = json.loads(shown.stdout)
-            if key not in data:
-                raise ClusterError(f"{study.path}: {file} of experiment {name} has no key {key!r} "
-                                   f"(it has {', '.join(data)})")
-            values[name][(file, key)] = data[key]
+            values[name][(file, key)] = metric_value(shown.stdout, key, f"{study.path}: {file} of experiment {name}")
     rows = study_table(study, values)
     out = Path(out_dir) if out_dir else Path(repo) / "studies" / study.name
     columns = ["configuration", "seeds"] + [f"{_metric_column(f, k)}_{s}" for f, k in study.metrics
                                             for s in ("mean", "ci95")]
     io.save_csv(out / "table.csv", rows, columns)
+    written = [out / "table.csv"]
     if study.metrics:
         io.write_bytes(out / "figure.png", study_points(rows, [_metric_column(f, k) for f, k in study.metrics],
                                                         study.name, dpi=100))
-    report(f"{study.name}: {len(names)} experiments pulled; {out / 'table.csv'}, {out / 'figure.png'}")
+        written.append(out / "figure.png")
+    report(f"{study.name}: {len(names)} experiments pulled; {', '.join(map(str, written))}")
     return rows
 
 

@@ -211,8 +211,8 @@ def test_a_study_file_that_is_a_directory_is_named_in_one_line(tmp_path: Path):
 
 
 def test_strings_that_hydra_would_misread_are_quoted_for_dvc_exp_run(tmp_path: Path):
-    study = cluster.load_study(write(tmp_path, "name: s\nlist:\n- {a: 'x, y', b: 'true', c: 'k: v', d: ewc, e: ['p q']}\n"
-                                               "experiment: '{study}'\n"))
+    study = cluster.load_study(write(tmp_path, "name: s\nlist:\n- {a: 'x, y', b: 'true', c: 'k: v', d: ewc, "
+                                               "e: ['p q']}\nexperiment: '{study}'\n"))
     assert study.experiments[0].overrides == ("a='x, y'", "b='true'", "c='k: v'", "d=ewc", "e=['p q']")
     from hydra.core.override_parser.overrides_parser import OverridesParser  # what DVC parses -S with
 
@@ -326,3 +326,16 @@ def test_a_failed_dvc_exp_run_is_a_failed_outcome_not_an_exception_to_retry(tmp_
                         [sys.executable, "-c", "import sys; print('the run failed'); sys.exit(3)"])
     outcome = cluster.run_experiment(cluster.Job("s-0", base, str(origin), ("seeds=[0]",)))
     assert outcome.status == "failed" and "(exit 3): the run failed" in outcome.error and "\n" not in outcome.error
+
+
+@pytest.mark.parametrize("text, named", [
+    ("{not json", "is not valid JSON"),
+    ('{"average": "high"}', "has no number at 'average'"),
+    ('{"other": 1}', "has no number at 'average' (its numbers: other)"),
+    ('{"average": null}', "has no number at 'average'"),
+])
+def test_a_metric_that_is_not_a_number_is_one_line(text: str, named: str):
+    with pytest.raises(cluster.ClusterError) as error:
+        cluster.metric_value(text, "average", "m.json of experiment s-0")
+    assert named in str(error.value) and "\n" not in str(error.value)
+    assert cluster.metric_value('{"test": {"average": 0.5}}', "test.average", "m.json") == 0.5
