@@ -6,13 +6,17 @@ its own clone, shared through the git remote (the experiment's ref) and the DVC 
     python -m cllab.cluster run studies/tiny.yaml --local 2           # or --scheduler tcp://host:8786, or --slurm 8
     python -m cllab.cluster collect studies/tiny.yaml                 # dvc exp pull; the table and figure
 
-Each experiment is one task (`run_experiment`) that, on the worker that takes it: skips if its ref is already on the
-git remote; clones the base commit into its own directory, with the worker's own DVC cache; checks that the DVC
-remote accepts writes; runs `dvc exp run --pull -n <name> -S …` in its own process group (a guard kills that group if
-the worker dies); pushes the outputs, the run-cache and the objects of the run-cache's `cache: false` outputs (which
-`dvc push --run-cache` leaves out) and then the experiment's ref (`dvc exp push`), so that a ref on the remote means
-everything it needs is there (`publish`); and returns its timings. The engine reschedules a task whose worker died; the skip
-makes a rerun of a finished study, or of one stopped midway, do only what is missing. docs/cluster.md is the manual.
+Before it submits anything the driver checks the study: its values (as `dvc exp run -S` will read them) against the
+base commit's params.yaml, the base commit's committed DVC remote against the one it probes, and the committed params
+of the study's experiments already on the git remote. Each experiment is then one task (`run_experiment`) that, on
+the worker that takes it: skips if its ref is already on the git remote; clones the base commit into its own
+directory, with the worker's own DVC cache; checks that the DVC remote accepts writes; runs `dvc exp run --pull -n
+<name> -S …`; pushes the outputs, the run-cache and the objects of the run-cache's `cache: false` outputs (which `dvc
+push --run-cache` leaves out) and then the experiment's ref (`dvc exp push`), so that a ref on the remote means
+everything it needs is there (`publish`); checks that the remote ref is its commit; and returns its timings. Every
+command a worker runs is in its own process group under a guard that kills the group if the worker dies. The engine
+reschedules a task whose worker died (a failed `dvc exp run` is reported, not retried); the skip makes a rerun of a
+finished study, or of one stopped midway, do only what is missing. docs/cluster.md is the manual.
 Dask is imported only by `run` (the optional `[cluster]` extra); DVC only in the subprocesses that need it.
 """
 
@@ -652,7 +656,7 @@ def run_experiment(job: Job) -> Outcome:
     run(["git", "checkout", "--quiet", "--detach", job.base], work)
     run(["git", "config", "user.name", "cllab cluster"], work)
     run(["git", "config", "user.email", "cllab-cluster@localhost"], work)
-    run(_dvc("config", "--local", "cache.dir", str(machine / "dvc-cache")), work)  # this machine's own cache
+    run(_dvc("config", "--local", "cache.dir", str(machine / "dvc-cache")), work)  # this worker's own cache
     seconds["clone"] = time.monotonic() - start
     start = time.monotonic()
     run(_helper("probe"), work)  # before any training, on this machine too
@@ -864,7 +868,8 @@ def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origi
         raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on "
                            f"{strip_password(url)} yet "
                            f"({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): run the study first")
-    _run(_dvc("exp", "pull", *([] if pull_cache else ["--no-cache"]), git_remote, *names), repo)
+    _run(_dvc("exp", "pull", *([] if pull_cache else ["--no-cache"]), git_remote, *names), repo,
+         timeout=None)  # --pull-cache may download every output: no time limit
     values: dict[str, dict[tuple[str, str], float]] = {}
     for name in names:
         values[name] = {}
