@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import servers
 from bench.run import table
 from cllab import cluster
 
@@ -100,8 +101,8 @@ def main() -> None:
     processes = []
     try:
         (tmp / "s3" / "dvcstore").mkdir(parents=True)
-        s3_port = cluster.free_port()
-        processes.append(cluster.serve_s3(tmp / "s3", s3_port, KEY, SECRET, tmp / "rclone.log"))
+        s3_port = servers.free_port()
+        processes.append(servers.serve_s3(tmp / "s3", s3_port, KEY, SECRET, tmp / "rclone.log"))
         origin = tmp / "origin.git"
         _run(["git", "init", "--bare", "-q", str(origin)], tmp)
         project = base_project(tmp / "project", s3_port, origin)
@@ -117,11 +118,11 @@ def main() -> None:
         chained = serially("workspace")  # in turn in the workspace: each starts from the previous one's dvc.lock
         chained_wall = sum(chained.values())
 
-        port = cluster.free_port()
-        processes.append(cluster.start_scheduler(port, tmp / "scheduler.log"))
+        port = servers.free_port()
+        processes.append(servers.start_scheduler(port, tmp / "scheduler.log"))
         scheduler = f"tcp://127.0.0.1:{port}"
-        processes += [cluster.start_worker(scheduler, f"m{cpu + 1}", tmp / f"m{cpu + 1}", cpu=cpu) for cpu in (0, 1)]
-        cluster.wait_for_workers(scheduler, 2)
+        processes += [servers.start_worker(scheduler, f"m{cpu + 1}", tmp / f"m{cpu + 1}", cpu=cpu) for cpu in (0, 1)]
+        servers.wait_for_workers(scheduler, 2)
         lines: list[str] = []
         start = time.time()
         outcomes = cluster.run_study(study, project, scheduler=scheduler, report=lines.append)
@@ -163,7 +164,7 @@ def main() -> None:
         print("\n" + "\n".join(lines))
     finally:
         for process in reversed(processes):
-            cluster.stop(process)
+            servers.stop(process)
         if args.keep:
             print(f"kept {tmp}")
         else:

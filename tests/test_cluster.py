@@ -23,6 +23,7 @@ from test_pipeline import copy_project, dvc, put_mnist, run, set_param
 pytest.importorskip("distributed", reason="the [cluster] extra is not installed (pip install -e '.[cluster]')")
 pytest.importorskip("s3fs", reason="the [cluster] extra is not installed (pip install -e '.[cluster]')")
 
+from bench import servers  # noqa: E402
 from cllab import cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -53,8 +54,8 @@ def world(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.
     processes = []
     try:
         (tmp / "s3" / "dvcstore").mkdir(parents=True)
-        s3_port = cluster.free_port()
-        processes.append(cluster.serve_s3(tmp / "s3", s3_port, KEY, SECRET, tmp / "rclone.log"))
+        s3_port = servers.free_port()
+        processes.append(servers.serve_s3(tmp / "s3", s3_port, KEY, SECRET, tmp / "rclone.log"))
         origin = tmp / "origin.git"
         run(["git", "init", "--bare", "-q", str(origin)], tmp)
         project = tmp / "project"
@@ -75,19 +76,19 @@ def world(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.
         run(["git", "commit", "-qm", "base: MNIST and the prepared data in dvc.lock"], project)
         run(["git", "remote", "add", "origin", str(origin)], project)
         run(["git", "push", "-q", "origin", "main"], project)
-        port = cluster.free_port()
-        processes.append(cluster.start_scheduler(port, tmp / "scheduler.log"))
+        port = servers.free_port()
+        processes.append(servers.start_scheduler(port, tmp / "scheduler.log"))
         scheduler = f"tcp://127.0.0.1:{port}"
         machines = {name: tmp / name for name in ("m1", "m2")}
-        workers = {name: cluster.start_worker(scheduler, name, directory) for name, directory in machines.items()}
+        workers = {name: servers.start_worker(scheduler, name, directory) for name, directory in machines.items()}
         processes += workers.values()
-        cluster.wait_for_workers(scheduler, 2)
+        servers.wait_for_workers(scheduler, 2)
         yield {"tmp": tmp, "project": project, "origin": origin, "bucket": tmp / "s3" / "dvcstore" / "cl-lab",
                "scheduler": scheduler, "machines": machines, "workers": workers,
                "base": run(["git", "rev-parse", "HEAD"], project).stdout.strip()}
     finally:
         for process in reversed(processes):
-            cluster.stop(process)
+            servers.stop(process)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bench import servers
 from cllab import cluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +266,7 @@ def test_a_lab_error_is_one_line_and_exit_status_1(tmp_path: Path, capsys):
 def test_an_unreachable_scheduler_is_one_line(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT", 2)
-    port = cluster.free_port()  # nothing listens there
+    port = servers.free_port()  # nothing listens there
     with pytest.raises(cluster.ClusterError) as error:
         with cluster._client(f"tcp://127.0.0.1:{port}", None, None):
             pass
@@ -283,16 +284,16 @@ def test_slurm_without_dask_jobqueue_is_one_line(monkeypatch):
 
 def test_the_s3_servers_secret_is_not_on_its_command_line(tmp_path: Path):
     try:
-        cluster.rclone_binary()
+        servers.rclone_binary()
     except cluster.ClusterError:
         pytest.skip("rclone is not installed (the [cluster] extra)")
     (tmp_path / "s3").mkdir()
-    process = cluster.serve_s3(tmp_path / "s3", cluster.free_port(), "the-key", "the-secret", tmp_path / "rclone.log")
+    process = servers.serve_s3(tmp_path / "s3", servers.free_port(), "the-key", "the-secret", tmp_path / "rclone.log")
     try:
         assert "the-secret" not in Path(f"/proc/{process.pid}/cmdline").read_text() and "the-secret" not in str(
             process.args)
     finally:
-        cluster.stop(process)
+        servers.stop(process)
 
 
 def test_a_failed_commands_message_has_no_password(tmp_path: Path):
