@@ -754,9 +754,9 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
            f"{len(todo)} to run")
     if not todo:
         return outcomes
-    from distributed import as_completed
+    with _client(scheduler, local, slurm) as client:  # one line if Dask is not installed
+        from distributed import as_completed
 
-    with _client(scheduler, local, slurm) as client:
         futures = {client.submit(run_experiment, Job(e.name, base, url, e.overrides, git_remote),
                                  key=f"cllab-{base[:9]}-{e.name}", pure=False): e for e in todo}
         # no retries: a failure of the task itself is deterministic; a worker that dies is another matter, and the

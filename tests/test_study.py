@@ -340,3 +340,11 @@ def test_a_metric_that_is_not_a_number_is_one_line(text: str, named: str):
         cluster.metric_value(text, "average", "m.json of experiment s-0")
     assert named in str(error.value) and "\n" not in str(error.value)
     assert cluster.metric_value('{"test": {"average": 0.5}}', "test.average", "m.json") == 0.5
+
+
+def test_a_study_without_dask_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the [cluster] extra were not installed
+    with pytest.raises(cluster.ClusterError) as error:
+        with cluster._client(None, 1, None):
+            pass
+    assert "Dask is not installed" in str(error.value)
