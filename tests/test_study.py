@@ -344,7 +344,12 @@ def test_a_metric_that_is_not_a_number_is_one_line(text: str, named: str):
 
 def test_a_study_without_dask_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # as if the [cluster] extra were not installed
+    for name, value in (("resolve_base", "ab" * 20), ("git_url", "/origin.git"), ("probe_remote", ("team", "s3://b")),
+                        ("remote_experiments", {})):
+        monkeypatch.setattr(cluster, name, lambda *args, value=value: value)
+    for name in ("check_params", "check_base_on_remote", "check_committed_remote", "check_finished"):
+        monkeypatch.setattr(cluster, name, lambda *args: None)  # the driver's checks, tested above
+    study = cluster.load_study(ROOT / "studies" / "tiny.yaml")
     with pytest.raises(cluster.ClusterError) as error:
-        with cluster._client(None, 1, None):
-            pass
+        cluster.run_study(study, local=1, report=lambda line: None)
     assert "Dask is not installed" in str(error.value)
