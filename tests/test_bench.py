@@ -81,3 +81,26 @@ def test_the_scenarios_bench_times_every_kind_of_step_and_counts_the_floor_s_flo
         assert len(times) == 2 and all(0 < t < 60 for t in times), method
     big = model.ModelConfig(hidden_units=400, hidden_layers=2, dropout=0.0, num_classes=10)
     assert step_flops(big, 128) == 6 * 128 * (784 * 400 + 400 * 400 + 400 * 10)  # 365 MFLOP
+
+
+def test_the_cluster_bench_projects_a_study_by_amdahls_law():
+    """bench.cluster's projection: the serial part once, then ⌈experiments / machines⌉ rounds of one experiment each;
+    the speed-up is against the same experiments run one after another."""
+    from bench.cluster import amdahl, projection
+
+    assert amdahl(10, 60, 100, 1) == 10 + 100 * 60
+    assert amdahl(10, 60, 100, 8) == 10 + 13 * 60  # 13 rounds: the last one 4 experiments on 8 machines
+    (one, many) = projection(10, 60, 50, 100, machines=(1, 100))
+    assert one[0] == 1 and one[1] == pytest.approx(6010 / 60) and one[2] == pytest.approx(5000 / 6010)
+    assert many[2] == pytest.approx(5000 / 70)
+
+
+def test_the_cluster_bench_starts():
+    """It imports without the [cluster] extra (Dask is imported only when a study runs) and explains itself."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run([sys.executable, "-m", "bench.cluster", "--help"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0 and "Amdahl" in result.stdout and "--study" in result.stdout
