@@ -191,3 +191,21 @@ def test_citation_names_the_version_of_pyproject():
     assert citation["cff-version"] == "1.2.0"
     assert str(citation["version"]) == project["version"]
     assert citation["title"] and citation["authors"] and citation["message"]
+
+
+def _first_table(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_the_front_page_s_scenario_table_is_the_committed_report_s():
+    """The README's three-scenario table is the first table of scenarios/report.md, which the pipeline writes from the
+    committed runs: a rerun with more seeds or other λ that is not copied to the front page fails here."""
+    readme = README.read_text()
+    block = readme[readme.index("<!-- BEGIN three-scenarios results"):readme.index("<!-- END three-scenarios results")]
+    report = (ROOT / "scenarios" / "report.md").read_text()
+    assert _first_table(block) == _first_table(report)
+    seeds = yaml.safe_load((ROOT / "params.yaml").read_text())["scenarios"]["seeds"]
+    assert f"{len(seeds)} seeds" in block or (len(seeds) == 1 and "one seed" in block)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from test_pipeline import changed_stages, dvc, put_mnist, ran_stages, run, set_param
 from test_sequence_pipeline import copy_sources
@@ -47,7 +48,8 @@ def test_repro_writes_the_headline_per_scenario_the_table_figures_and_report(pro
                           for m in ("none", "ewc", "er", "joint")}
     assert set(shown["scenarios/metrics/headline/class/ewc.json"]["data"]) == {"average", "forgetting", "seeds"}
     run_file = json.loads((project / "scenarios/runs/class/0/ewc.json").read_text())
-    assert len(run_file["R"]["test"]) == 5 and run_file["scenario"] == "class" and run_file["lambda"] == 1e6
+    chosen = yaml.safe_load((project / "params.yaml").read_text())["scenarios"]["method"]["ewc"]["class"]["lambda"]
+    assert len(run_file["R"]["test"]) == 5 and run_file["scenario"] == "class" and run_file["lambda"] == chosen
     assert all(v == 0 for v in run_file["R"]["test"][0][1:])  # class-IL: no unit of a class not yet seen is read
     rows = (project / "scenarios/metrics/summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 4 and any(r.startswith("class,er,") for r in rows)
