@@ -100,11 +100,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     processes = []
     try:
-        (tmp / "s3" / "dvcstore").mkdir(parents=True)
-        s3_port = servers.free_port()
-        processes.append(servers.serve_s3(tmp / "s3", s3_port, KEY, SECRET, tmp / "rclone.log"))
-        origin = tmp / "origin.git"
-        _run(["git", "init", "--bare", "-q", str(origin)], tmp)
+        s3, s3_port, origin = servers.start_remotes(tmp, KEY, SECRET)
+        processes.append(s3)
         project = base_project(tmp / "project", s3_port, origin)
         study = cluster.load_study(project / args.study)
         experiments = study.experiments

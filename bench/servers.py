@@ -62,6 +62,17 @@ def serve_s3(root: str | Path, port: int, key: str, secret: str, log: str | Path
     return process
 
 
+def start_remotes(tmp: Path, key: str, secret: str) -> tuple[subprocess.Popen, int, Path]:
+    """The two remotes of a study under `tmp`: an S3 server (bucket `dvcstore`, its port) and a bare git repository
+    (`origin.git`), as the tests and the benchmark start them."""
+    (tmp / "s3" / "dvcstore").mkdir(parents=True)
+    port = free_port()
+    process = serve_s3(tmp / "s3", port, key, secret, tmp / "rclone.log")
+    origin = tmp / "origin.git"
+    subprocess.run(["git", "init", "--bare", "-q", str(origin)], check=True, capture_output=True)
+    return process, port, origin
+
+
 def start_scheduler(port: int, log: str | Path) -> subprocess.Popen:
     """A Dask scheduler on 127.0.0.1:`port` (no dashboard), in its own process group."""
     dask = Path(sysconfig.get_path("scripts")) / "dask"

@@ -53,11 +53,8 @@ def world(root: Path, mnist_dir: Path, tfds_dir: Path, tmp_path_factory: pytest.
     os.environ.update(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
     processes = []
     try:
-        (tmp / "s3" / "dvcstore").mkdir(parents=True)
-        s3_port = servers.free_port()
-        processes.append(servers.serve_s3(tmp / "s3", s3_port, KEY, SECRET, tmp / "rclone.log"))
-        origin = tmp / "origin.git"
-        run(["git", "init", "--bare", "-q", str(origin)], tmp)
+        s3, s3_port, origin = servers.start_remotes(tmp, KEY, SECRET)
+        processes.append(s3)
         project = tmp / "project"
         project.mkdir()
         copy_project(root, project)

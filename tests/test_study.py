@@ -49,6 +49,14 @@ def test_a_list_adds_experiments_and_the_default_name_joins_the_varied_values(tm
     ("name: s\ngrid: {seeds: [[0]]}\nseeds: [0]\n", "unknown key 'seeds'"),
     ("name: s\ngrid: {seeds: [[0]]}\nseed: methods\n", "seed: 'methods' must be a key"),
     ("name: s\ngrid: {seeds: [[0]]}\nmetrics: [average]\n", "'file.json:key'"),
+    ("name: s\ngrid: {seeds: [[0]\n", "not valid YAML at line"),
+    ("name: s\ngrid: {seeds: [[0]]}\nseed: [a]\n", "seed must be the params key"),
+    ("name: s\ngrid: {seeds: [[0]]}\nmetrics: m.json:average\n", "metrics must be a list"),
+    ("name: s\ngrid: {seeds: [[0]]}\nbase: 1234567\n", "base must be a branch"),
+    ("name: s\ngrid: {seeds: [[0]]}\nexperiment: 3\n", "experiment must be a name pattern"),
+    ("name: s\ngrid: {seeds: [[0]]}\nset: {'a b': 1}\n", "'a b' is not a params key"),
+    ("name: s\ngrid: {seeds: [[0]]}\nset: {model: {dropout: 0.1}}\n", "model is a mapping"),
+    ("name: s\ngrid: {seeds: [[0]]}\nset: {plot.dpi: .nan}\n", "cannot be passed to `dvc exp run -S`"),
 ])
 def test_a_bad_study_file_is_named_in_one_line(tmp_path: Path, text: str, named: str):
     with pytest.raises(cluster.ClusterError) as error:
@@ -187,22 +195,6 @@ def test_probing_a_directory_that_is_not_a_dvc_repository_or_has_no_remote_secti
 def test_a_url_in_a_message_has_no_password():
     assert cluster.strip_password("https://me:secret@host/x.git") == "https://host/x.git"
     assert cluster.strip_password("s3://bucket/path") == "s3://bucket/path"
-
-
-@pytest.mark.parametrize("text, named", [
-    ("name: s\ngrid: {seeds: [[0]\n", "not valid YAML at line"),
-    ("name: s\ngrid: {seeds: [[0]]}\nseed: [a]\n", "seed must be the params key"),
-    ("name: s\ngrid: {seeds: [[0]]}\nmetrics: m.json:average\n", "metrics must be a list"),
-    ("name: s\ngrid: {seeds: [[0]]}\nbase: 1234567\n", "base must be a branch"),
-    ("name: s\ngrid: {seeds: [[0]]}\nexperiment: 3\n", "experiment must be a name pattern"),
-    ("name: s\ngrid: {seeds: [[0]]}\nset: {'a b': 1}\n", "'a b' is not a params key"),
-    ("name: s\ngrid: {seeds: [[0]]}\nset: {model: {dropout: 0.1}}\n", "model is a mapping"),
-    ("name: s\ngrid: {seeds: [[0]]}\nset: {plot.dpi: .nan}\n", "cannot be passed to `dvc exp run -S`"),
-])
-def test_bad_input_in_a_study_file_is_named_in_one_line_before_any_work(tmp_path: Path, text: str, named: str):
-    with pytest.raises(cluster.ClusterError) as error:
-        cluster.load_study(write(tmp_path, text))
-    assert named in str(error.value) and "\n" not in str(error.value)
 
 
 def test_a_study_file_that_is_a_directory_is_named_in_one_line(tmp_path: Path):
