@@ -330,13 +330,8 @@ def exp_ref(base: str, name: str) -> str:
 
 def remote_experiments(url: str, base: str, guarded: bool = False) -> dict[str, str]:
     """The experiments on commit `base` whose refs are on the git remote at `url`: name -> commit id."""
-    out = _run(["git", "ls-remote", url, f"refs/exps/{base[:2]}/{base[2:]}/*"], guarded=guarded).stdout
+    out = _run(["git", "ls-remote", url, exp_ref(base, "*")], guarded=guarded).stdout
     return {ref.rsplit("/", 1)[1]: sha for sha, _, ref in (line.partition("\t") for line in out.splitlines()) if ref}
-
-
-def finished_experiments(url: str, base: str, guarded: bool = False) -> set[str]:
-    """Names of the experiments on commit `base` whose refs are on the git remote at `url`."""
-    return set(remote_experiments(url, base, guarded))
 
 
 MISSING = object()
@@ -366,7 +361,7 @@ def check_finished(repo: str | Path, url: str, base: str, experiments: Sequence[
         committed = yaml.safe_load(shown.stdout) if shown.returncode == 0 else None
         for key, value in experiment.settings:
             was = _dotted(committed, key)
-            if was is MISSING or was != value or isinstance(was, bool) != isinstance(value, bool):
+            if was is MISSING or not _same_value(was, value):
                 was_text = "no such key" if was is MISSING else f"{key}={override_text(was)}"
                 raise ClusterError(
                     f"{experiment.name} is on {strip_password(url)} with {was_text}, but the study sets "
@@ -642,7 +637,7 @@ def run_experiment(job: Job) -> Outcome:
     machine = machine_dir()
     label = f"{socket.gethostname()}:{machine}"
     run = functools.partial(_run, guarded=True)  # every command under the guard: none outlives this worker
-    if job.name in finished_experiments(job.git_url, job.base, guarded=True):
+    if job.name in remote_experiments(job.git_url, job.base, guarded=True):
         return Outcome(job.name, "skipped", label, started=started)
     seconds: dict[str, float] = {}
     start = time.monotonic()
@@ -862,7 +857,7 @@ def collect_study(study: Study, repo: str | Path = ".", git_remote: str = "origi
     base = resolve_base(repo, study.base)
     url = git_url(repo, git_remote)
     names = [e.name for e in study.experiments]
-    missing = sorted(set(names) - finished_experiments(url, base))
+    missing = sorted(set(names) - remote_experiments(url, base).keys())
     if missing:
         raise ClusterError(f"{len(missing)} of {len(names)} experiments of {study.name} are not on "
                            f"{strip_password(url)} yet "
