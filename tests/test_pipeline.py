@@ -259,6 +259,13 @@ def test_metrics_diff_between_branches_reports_exactly_the_changed_metrics(proje
     assert set(by_seed) == {"metrics/seeds/0/l2.json"}
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", "stronger l2")
+    # λ set back: DVC's run-cache restores the training stages it ran before (every output of a training stage is
+    # cached, so DVC run-caches it), nothing trains, and the results are main's again, byte for byte
+    set_param(project, "train_b.l2.lambda", 0.5)
+    back = dvc(project, "repro").stdout
+    assert ran_stages(back) == {"check_params", "evaluate", "plot"}, back
+    assert all(f"Stage 'train_b@{s}-l2' is cached - skipping run" in back for s in (0, 1)), back
+    assert _git(project, "diff", "--stat", "main", "--", "params.yaml", "dvc.lock", "metrics", "plots", "report.md") == ""
 
 
 def test_diverging_training_fails_naming_lambda_and_epoch_and_writes_nothing(project: Path):
@@ -269,9 +276,9 @@ def test_diverging_training_fails_naming_lambda_and_epoch_and_writes_nothing(pro
                      result.stdout + result.stderr)
     for output in ("models/0/theta_b/ewc.npz", "plots/curves/0/ewc.csv", "dvclive/0/train_b_ewc"):
         assert not (project / output).exists(), output
-    # back to the committed state: git has the params, the lock (check_params ran first, and passed: the value is
-    # valid, training diverged) and the uncached outputs, DVC's cache the model
-    _git(project, "checkout", "--", "params.yaml", "dvc.lock", "plots/curves", "dvclive")
+    # back to the committed state: git has the params and the lock (check_params ran first, and passed: the value is
+    # valid, training diverged), DVC's cache the stage's outputs (model, curve, DVCLive log)
+    _git(project, "checkout", "--", "params.yaml", "dvc.lock")
     dvc(project, "checkout", "train_b@0-ewc")
     assert changed_stages(project) == set()
 
