@@ -22,10 +22,9 @@ them from dvc.yaml), each number by the kind `kind_in` gives it:
 - mean / ci95: a key or column named `mean`/`ci95` or ending in `_mean`/`_ci95` (test.json, full.json, test.csv,
   by_tasks.csv's `ci95`); else the file's kind by MEAN_FILES: headline files (means; `*.ci95.json` intervals), the
   means over seeds in plots/forgetting.csv, sequence plots/curves.csv and by_tasks.csv.
-- per_seed: everything else (per-seed JSON and CSV, the sequence's runs, the sweep's points, DVCLive's metrics.json
-  and .tsv logs, plots/training_b.csv's losses), the largest tolerance, so where unsure the check errs towards
-  passing a change of CPU. Losses and penalties (DVCLive, training_b.csv) were never measured across CPUs: in float32
-  they may move more than accuracies do.
+- per_seed: everything else (per-seed JSON and CSV, the sequence's runs, the sweep's points, plots/training_b.csv's
+  losses), the largest tolerance, so where unsure the check errs towards passing a change of CPU. Losses and
+  penalties (training_b.csv) were never measured across CPUs: in float32 they may move more than accuracies do.
 
 What a forgery of +0.03 meets: in float64 (the default) every number is held to 0.001, so it fails anywhere. In
 float32 it fails on a mean (0.011, or 0.011·√(5/seeds) with fewer seeds: 0.017 with 2), an interval (0.01) or an

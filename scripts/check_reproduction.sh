@@ -2,11 +2,11 @@
 # Prove that the committed results reproduce, on this machine whatever its CPU. Two checks, both must pass:
 #  1. Agrees with the committed results: run the pipeline, then compare with git (scripts/reproduce.py compare) every
 #     result file the pipeline commits, as dvc.yaml lists them (every `cache: false` output, metric and plot: metrics/,
-#     plots/, dvclive/, report.md; sweep/dvc.yaml's too with --with-sweep) and dvc.lock: byte for byte where this
-#     machine matches the committed provenance.json, else every number of every JSON/CSV/TSV result within the
-#     tolerance measured for a change of CPU for its kind (cllab/reproduction.py; images, Markdown and dvc.lock are
-#     then only listed when their bytes differ). A result file missing here or not committed fails, naming it; a table
-#     names the file and key of each number that moved.
+#     plots/, report.md; sweep/dvc.yaml's too with --with-sweep) and dvc.lock (which holds the cached outputs' hashes:
+#     models, DVCLive logs, per-seed curves): byte for byte where this machine matches the committed provenance.json,
+#     else every number of every JSON/CSV/TSV result within the tolerance measured for a change of CPU for its kind
+#     (cllab/reproduction.py; images, Markdown and dvc.lock are then only listed when their bytes differ). A result
+#     file missing here or not committed fails, naming it; a table names the file and key of each number that moved.
 #  2. Deterministic here: rerun every stage of the first seed (plus check_params, mnist, prepare, evaluate, plot: every
 #     kind) and require byte-identical outputs (dvc.lock's hashes unchanged). Needs no commit from this machine.
 # Run it in a clean clone (it refuses uncommitted changes to the results, dvc.yaml files or params.yaml).
@@ -14,7 +14,7 @@
 #   bash scripts/check_reproduction.sh --with-sweep    # also the λ sweep (sweep/dvc.yaml, ~10 min more)
 #   bash scripts/check_reproduction.sh --force         # rerun every stage even if DVC thinks it is up to date
 #   bash scripts/check_reproduction.sh --record        # make new results here: write provenance.json, dvc repro;
-#                                                      # then commit dvc.lock, metrics/, plots/, dvclive/, report.md,
+#                                                      # then commit dvc.lock, metrics/, plots/, report.md,
 #                                                      # provenance.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,7 @@ if [ "$with_sweep" = 1 ]; then
   echo "dvc repro sweep/dvc.yaml took $(( $(date +%s) - start )) s"
 fi
 if [ "$record" = 1 ]; then
-  echo "recorded: commit dvc.lock, provenance.json and the outputs of dvc.yaml (metrics/, plots/, dvclive/, report.md)"
+  echo "recorded: commit dvc.lock, provenance.json and the outputs of dvc.yaml (metrics/, plots/, report.md)"
   exit 0
 fi
 

@@ -13,7 +13,7 @@ DVC resolves them at --rev, directories expanded to their files, plus the pipeli
 kept here: an output added to a dvc.yaml is compared from then on. Where this machine matches the committed
 provenance.json, every such file must be byte-identical to --rev (a table names the numbers that differ). Elsewhere
 every number of every JSON, CSV, TSV and YAML result file (JSON leaves, list items included; CSV/TSV cells by row and
-column; DVCLive's logs included) must agree within cllab.reproduction.TOLERANCES of its kind (per precision; kinds:
+column) must agree within cllab.reproduction.TOLERANCES of its kind (per precision; kinds:
 cllab.reproduction.kind_in) and every text value exactly; the files whose bytes differ are listed, images, Markdown
 and lock files only listed (their bytes follow the numbers' last bits). Both modes fail on a file committed but
 missing here or here but not committed, naming it; it exits 1 with a table naming the file and key of each number
