@@ -346,6 +346,19 @@ def _dotted(params: Any, key: str) -> Any:
     return params
 
 
+def _nested(settings: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """The mapping that dotted (key, value) settings stand for: [("train_b.l2.lambda", 1)] -> {"train_b": {"l2":
+    {"lambda": 1}}} (the inverse of `_dotted`)."""
+    nested: dict[str, Any] = {}
+    for key, value in settings:
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
 def check_finished(repo: str | Path, url: str, base: str, experiments: Sequence[Experiment],
                    on_remote: Mapping[str, str], git_remote: str = "origin") -> None:
     """ClusterError (one line naming the experiment and how to remove it) if an experiment of the study that is
@@ -393,15 +406,8 @@ def check_params(repo: str | Path, base: str, study: Study) -> None:
             (root / lab.PAPER).parent.mkdir(parents=True)
             (root / lab.PAPER).write_text(paper)
         for experiment in study.experiments:
-            nested: dict[str, Any] = {}
-            for key, value in experiment.settings:
-                *parents, leaf = key.split(".")
-                node = nested
-                for part in parents:
-                    node = node.setdefault(part, {})
-                node[leaf] = value
             try:
-                merged = seqparams.merge(params, nested, "the study", "the base commit's params.yaml")
+                merged = seqparams.merge(params, _nested(experiment.settings), "the study", "the base commit's params.yaml")
                 (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
                 lab.check(root / "params.yaml", root)
             except params_lib.ParamsError as error:
@@ -561,6 +567,9 @@ class Outcome:
     started: float = 0.0  # when the worker took it (seconds since the epoch)
     error: str = ""  # why it failed: one line
 
+    def __post_init__(self) -> None:
+        self.seconds = {part: round(value, 2) for part, value in self.seconds.items()}
+
 
 def machine_dir() -> Path:
     """This machine's working directory: $CLLAB_CLUSTER_DIR, else a folder in the Dask worker's local directory."""
@@ -663,7 +672,7 @@ def run_experiment(job: Job) -> Outcome:
     if code != 0:  # deterministic (a bad value, diverged training): reported, not retried elsewhere
         tail = " | ".join(line.strip() for _, line in lines[-3:])
         seconds["run"] = end - start
-        return Outcome(job.name, "failed", label, {k: round(v, 2) for k, v in seconds.items()}, started=started,
+        return Outcome(job.name, "failed", label, seconds, started=started,
                        error=f"`dvc exp run` failed on {label} (exit {code}): {tail}")
     first = next((t for t, line in lines if FIRST_STAGE.search(line)), end)
     seconds["pull"], seconds["run"] = first - start, end - first
@@ -678,8 +687,7 @@ def run_experiment(job: Job) -> Outcome:
         raise ClusterError(f"{job.name}: pushed, but {ref} on {strip_password(job.git_url)} is "
                            f"{pushed[:9] if pushed else 'missing'}, not this run's commit {commit[:9]}")
     shutil.rmtree(work)
-    return Outcome(job.name, "done", label, {k: round(v, 2) for k, v in seconds.items()},
-                   RAN.findall(text), CACHED.findall(text), started)
+    return Outcome(job.name, "done", label, seconds, RAN.findall(text), CACHED.findall(text), started)
 
 
 # ------------------------------------------------------------------------------------------------------ the study
