@@ -142,10 +142,12 @@ def main() -> None:
                ["collect: `dvc exp pull`, table and figure", collect_wall, collect_wall / serial_wall]])
         parts = ("clone", "probe", "pull", "run", "push")
         rows = [[o.name, o.machine.rsplit("/", 1)[-1], serial[o.name], *[o.seconds[p] for p in parts],
-                 ", ".join(s for s in o.ran if s.startswith("train")) or "—"]
+                 ", ".join(s for s in o.ran if s.startswith("train")) or "—",
+                 ", ".join(s for s in o.cached if s.startswith("train")) or "—"]
                 for o in sorted(outcomes, key=lambda o: o.name)]
         table("Each experiment on the cluster (s): pull = DVC's start and run-cache pull before its first stage",
-              ["experiment", "machine", "serial (--temp)", *parts, "trained on the cluster"], rows)
+              ["experiment", "machine", "serial (--temp)", *parts, "trained on the cluster", "restored (run-cache)"],
+              rows)
         means = {p: sum(o.seconds[p] for o in outcomes) / len(outcomes) for p in parts}
         overhead = sum(means[p] for p in ("clone", "probe", "pull", "push"))
         per_experiment = sum(means.values())
