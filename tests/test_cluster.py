@@ -147,6 +147,22 @@ def test_a_killed_worker_is_replaced_and_every_experiment_lands_exactly_once(wor
     assert not left, left
 
 
+def test_a_stage_two_experiments_share_is_trained_once_on_the_cluster(world: dict, study_run: dict):
+    """The two λ of a seed share train_joint, train_a and train_b@<seed>-none: after the kill one worker runs the rest
+    in turn, so each shared stage trains in one experiment and the other restores it from the run-cache (the worker's
+    own or the DVC remote's); only the λ-dependent train_b@<seed>-l2 trains in both."""
+    done = re.findall(r"^(\S+): done on \S+ \(.*?\); ran \d+ stages \(([^)]*)\)(?:, restored \d+ from the run-cache "
+                      r"\(([^)]*)\))?$", study_run["out"], re.M)
+    assert len(done) == 4, study_run["out"]
+    trained = [s for _, ran, _ in done for s in ran.split(", ") if s.startswith("train")]
+    restored = [s for _, _, cached in done for s in cached.split(", ") if cached]
+    for seed in (1, 2):
+        shared = {f"train_joint@{seed}", f"train_a@{seed}", f"train_b@{seed}-none"}
+        assert sorted(s for s in trained if s in shared) == sorted(shared), study_run["out"]  # once each
+        assert sorted(s for s in restored if s in shared) == sorted(shared), study_run["out"]
+        assert trained.count(f"train_b@{seed}-l2") == 2
+
+
 def test_the_remote_holds_only_whole_objects(world: dict, study_run: dict):
     """Content addressing, checked: every object's MD5 is its key (a half-written upload would not be), the run-cache
     entries (if any: docs/cluster.md says which stages have them) parse, and nothing else (no probe, no temp file)
