@@ -132,10 +132,10 @@ def _per_seed_curves(root: Path, dest: Path) -> Path:
     from cllab import io
 
     params = yaml.safe_load((root / "params.yaml").read_text())
-    means = io.load_csv(root / "plots" / "forgetting.csv")
+    means = list(csv.DictReader((root / "plots" / "forgetting.csv").read_text().splitlines()))
     for k, seed in enumerate(params["seeds"]):
         for method in params["methods"]:
-            rows = [{"epoch": r["epoch"], "acc_a": r["acc_a"] + 0.01 * (k - 2), "acc_b": r["acc_b"] + 0.01 * (k - 2)}
+            rows = [{"epoch": int(r["epoch"]), **{c: float(r[c]) + 0.01 * (k - 2) for c in ("acc_a", "acc_b")}}
                     for r in means if r["method"] == method]
             io.save_csv(dest / str(seed) / f"{method}.csv", rows, ["epoch", "acc_a", "acc_b"])
     return dest
