@@ -407,7 +407,8 @@ def check_params(repo: str | Path, base: str, study: Study) -> None:
             (root / lab.PAPER).write_text(paper)
         for experiment in study.experiments:
             try:
-                merged = seqparams.merge(params, _nested(experiment.settings), "the study", "the base commit's params.yaml")
+                merged = seqparams.merge(params, _nested(experiment.settings), "the study",
+                                         "the base commit's params.yaml")
                 (root / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
                 lab.check(root / "params.yaml", root)
             except params_lib.ParamsError as error:
