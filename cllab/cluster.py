@@ -787,7 +787,8 @@ def run_study(study: Study, repo: str | Path = ".", git_remote: str = "origin", 
 
 
 def _outcome_line(outcome: Outcome) -> str:
-    """'<name>: done on <machine> (clone 1.6, …, push 2.1 s); ran 4 stages (…), restored 3 from the run-cache (…)'."""
+    """'<name>: done on <machine> (clone 1.6, …, push 2.1 s); ran 4 stages (…), restored 3 from the run-cache
+    (…)'."""
     timings = ", ".join(f"{k} {v:.1f}" for k, v in outcome.seconds.items())
     line = f"{outcome.name}: {outcome.status} on {outcome.machine}" + (f" ({timings} s)" if timings else "")
     if outcome.status == "done":
