@@ -141,10 +141,11 @@ def main() -> None:
                ["rerun of the finished study (every experiment skipped)", rerun_wall, rerun_wall / serial_wall],
                ["collect: `dvc exp pull`, table and figure", collect_wall, collect_wall / serial_wall]])
         parts = ("clone", "probe", "pull", "run", "push")
+        def training(stages: list[str]) -> str:
+            return ", ".join(s for s in stages if s.startswith("train")) or "—"
+
         rows = [[o.name, o.machine.rsplit("/", 1)[-1], serial[o.name], *[o.seconds[p] for p in parts],
-                 ", ".join(s for s in o.ran if s.startswith("train")) or "—",
-                 ", ".join(s for s in o.cached if s.startswith("train")) or "—"]
-                for o in sorted(outcomes, key=lambda o: o.name)]
+                 training(o.ran), training(o.cached)] for o in sorted(outcomes, key=lambda o: o.name)]
         table("Each experiment on the cluster (s): pull = DVC's start and run-cache pull before its first stage",
               ["experiment", "machine", "serial (--temp)", *parts, "trained on the cluster", "restored (run-cache)"],
               rows)

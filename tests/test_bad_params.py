@@ -578,11 +578,11 @@ def copy_dir_manifests(root: Path, work: Path) -> None:
 def project(root: Path, mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A self-contained copy of the working tree, committed to a new git repository: the sources and committed
     results, the DVC outputs present (data/prepared, models, evals, the DVCLive logs and per-seed curves:
-    git-ignored) with the cache's .dir manifests,
-    the four MNIST files in data/raw, every check_params and mnist up to date, and a comment line added to
-    stages/prepare.py, stages/sequence_run.py and stages/scenario_run.py, so that in every pipeline some stage after the checks has work
-    to do when the bad value comes (the state in which running anything but a check would cost outputs; it makes
-    the outcome independent of the state of the working tree copied)."""
+    git-ignored) with the cache's .dir manifests, the four MNIST files in data/raw, every check_params and mnist up
+    to date, and a comment line added to stages/prepare.py, stages/sequence_run.py and stages/scenario_run.py, so
+    that in every pipeline some stage after the checks has work to do when the bad value comes (the state in which
+    running anything but a check would cost outputs; it makes the outcome independent of the state of the working
+    tree copied)."""
     work, backup = tmp_path_factory.mktemp("bad_params"), tmp_path_factory.mktemp("outputs")
     listed = run(["git", "ls-files", "-co", "--exclude-standard"], root).stdout.splitlines()
     outputs = run(["git", "ls-files", "-oi", "--exclude-standard", "--", "data/prepared", "models", "evals", "dvclive",
