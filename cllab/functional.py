@@ -13,7 +13,8 @@ import tensorflow as tf
 def distillation_loss(new_logits: tf.Tensor, old_logits: tf.Tensor, temperature: float = 2.0) -> tf.Tensor:
     """LwF's term: the cross-entropy of the new model's outputs against the old model's, both softened by
     `temperature` T, times T² (so its gradient keeps the scale of a hard-label loss; Hinton et al. 2015), averaged
-    over the rows. `old_logits` are targets: no gradient flows into them. Pass only the units the old model knew."""
+    over the rows. `old_logits` are targets: no gradient flows into them. Mask what is compared (`mask_units`): a unit
+    masked in `old_logits` and live in `new_logits` is one the old model did not know, with target 0."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     targets = tf.stop_gradient(tf.nn.softmax(old_logits / temperature, axis=-1))

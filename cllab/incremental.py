@@ -6,7 +6,8 @@ What a method adds to a training step and carries to the next task, in one model
   method's `carry` as for permuted MNIST (cllab.sequence.Carry), Ω_t made from the units task t trained;
 - distillation (LwF, Li & Hoiem 2017): the model after the previous task is kept as a teacher, and λ times the
   softened cross-entropy of the new outputs against its outputs on the new task's inputs is added, per old head
-  (task-incremental: each past task's units; otherwise the units the teacher had learned);
+  (task-incremental: each past task's units; otherwise the units the teacher had learned, against the student's
+  live units: a class it did not know has target 0);
 - a memory (`memory`: 'replay' or 'project'): a class-balanced sample of past examples (cllab.scenarios.
   ClassBalancedMemory), of which each batch carries a draw. Replay adds its loss: (1/t)·new + (1 − 1/t)·memory for
   the t-th task, as van de Ven et al.'s code weighs them; A-GEM (Chaudhry et al. 2019) projects the new batch's
@@ -89,13 +90,22 @@ class IncrementalClassifier(model.ContinualClassifier):
         """Each row's logits with the units not live for its label set to MASKED."""
         return functional.mask_units(logits, tf.gather(self.live, y) > 0)
 
-    def _distillation(self, x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        """LwF's term: the mean over the teacher's heads of functional.distillation_loss on each head's units."""
+    def _distillation(self, x: tf.Tensor, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        """LwF's term: the mean over the teacher's heads of functional.distillation_loss, the teacher read on each
+        head's units. The student is read on the same units where the head is a past task's own (task-incremental),
+        and on every unit live for the row where the head shares the row's output layer (domain-incremental: the
+        same units; class-incremental: the classes seen so far, the new task's included), as van de Ven & Tolias
+        2019's code does: there a new class's logit competes in the softmax, and the teacher's target for it (zero:
+        the teacher did not know it) pulls it down on the new task's inputs. Read on the old units alone, the
+        student's softmax would not change when the new units' logits grow: nothing would hold them back, and
+        class-incremental LwF stays at chance (scenarios/README.md)."""
         old = self._held.teacher(x, training=False)
+        live = tf.gather(self.live, y) > 0
         terms, heads = [], []
         for g in range(self.groups):
             on = self.teacher_units[g] > 0
-            terms.append(functional.distillation_loss(functional.mask_units(logits, on),
+            shares = tf.reduce_any(on & live, axis=-1, keepdims=True)  # the head and the row share the output layer
+            terms.append(functional.distillation_loss(functional.mask_units(logits, on | (live & shares)),
                                                       functional.mask_units(old, on), TEMPERATURE))
             heads.append(tf.cast(tf.reduce_any(on), logits.dtype))
         count = tf.add_n(heads)
@@ -117,7 +127,7 @@ class IncrementalClassifier(model.ContinualClassifier):
                 task_loss = self.current_weight * new_loss + (1 - self.current_weight) * memory_loss
             objective = task_loss
             if self.groups:
-                objective = objective + self.distill_weight * self._distillation(x, logits)
+                objective = objective + self.distill_weight * self._distillation(x, y, logits)
             penalty = None if self.penalty is None else self.penalty(weights)
             if penalty is not None:
                 objective = objective + penalty

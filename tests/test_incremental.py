@@ -258,3 +258,36 @@ def test_an_unknown_optimizer_state_is_refused():
     tasks = SplitTasks(_separable(), Scenario("task"))
     with pytest.raises(ValueError, match="optimizer_state"):
         incremental.run_method("none", tasks, _settings("none", "task", optimizer_state="keep"), log=lambda _: None)
+
+
+def test_class_incremental_lwf_reads_the_student_on_every_live_unit_so_a_new_class_is_held_back():
+    # class-incremental, task 3: the teacher knew digits 0-3, the rows' live units are 0-5; the student's softmax
+    # spans all six, the teacher's targets are zero on 4 and 5 (van de Ven & Tolias 2019's form)
+    scenario = Scenario("class")
+    net = _net(groups=scenario.count)
+    keras.utils.set_random_seed(5)
+    teacher = model.build_model(CONFIG)
+    heads = incremental.teacher_heads(scenario, 2)
+    live = incremental.live_table(scenario, 2)
+    assert np.flatnonzero(heads[0]).tolist() == [0, 1, 2, 3] and np.flatnonzero(live[4]).tolist() == [0, 1, 2, 3, 4, 5]
+    net.set_task(live, teacher_weights=model.get_weights(teacher), teacher_units=heads, distill_weight=0.7)
+    y = np.array([4, 5, 4, 5, 5, 4], np.int32)
+    old = teacher(tf.constant(X), training=False)
+
+    def loss(logits):
+        term = functional.distillation_loss(functional.mask_units(logits, tf.constant(live[4] > 0)),
+                                            functional.mask_units(old, tf.constant(heads[0] > 0)), 2.0)
+        return tf.reduce_mean(_masked_ce(logits, y, live)) + 0.7 * term
+
+    _step(net, y, np.ones(6), _grads(net, loss))
+    # the distillation alone pushes the new classes' logits down on the new task's inputs: a student equal to the
+    # teacher still learns from it (it would not, read on the old units alone)
+    probe = _net(groups=scenario.count)
+    probe.set_task(live, teacher_weights=model.get_weights(probe), teacher_units=heads, distill_weight=1.0)
+    with tf.GradientTape() as tape:
+        logits = probe(tf.constant(X), training=True)
+        term = probe._distillation(tf.constant(X), tf.constant(y), logits)
+    bias = probe.trainable_weights[-1]
+    assert bias.name.endswith("bias") and float(term) > 0
+    gradient = tape.gradient(term, bias).numpy()
+    assert np.all(gradient[[4, 5]] > 0) and np.all(gradient[6:] == 0)   # descent lowers the new classes' logits
