@@ -1,8 +1,9 @@
 """Benchmark of the three scenarios at params.yaml's `scenarios` settings: what a training step of each kind of method
-costs (plain, a penalty, SI's path integral, LwF's teacher, replay's and A-GEM's memory batch), against the CPU's
-matmul floor, and what one seed of the whole study costs. Prints tables; asserts nothing.
+costs (plain, a penalty, SI's path integral, LwF's teacher, replay's and A-GEM's memory batch), against the step's
+matmuls timed alone in TensorFlow and against the CPU's matmul floor, and what one seed of the whole study costs.
+Prints tables; asserts nothing.
 
-    python -m bench.scenarios            # ~2 min on a quiet 2-core machine (5 rounds of 200 steps per kind)
+    python -m bench.scenarios            # ~2.5 min on a quiet 2-core machine (5 rounds of 200 steps per kind)
 
 The floor: a step of batch B through the MLP costs ~6·B·P FLOPs (forward 2·B·P, backward twice that; P = the
 weights), so a task of I iterations costs 6·I·B·P (784-400-400-10, B 128, I 2,000: 0.73 TFLOP; five tasks 3.7
@@ -36,6 +37,41 @@ def step_flops(config, batch: int) -> float:
     widths = [28 * 28, *[config.hidden_units] * config.hidden_layers, config.num_classes]
     weights = sum(a * b for a, b in zip(widths, widths[1:]))
     return 6.0 * batch * weights
+
+
+def step_matmul_seconds(config, batch: int, dtype: str, repeats: int = 50) -> dict[str, float]:
+    """The matmuls of one training step alone (per dense layer: x·W forward, dY·Wᵀ and xᵀ·dY backward, at the
+    step's own shapes), best of `repeats`, in NumPy and in TensorFlow: the time no implementation on that library
+    beats (TensorFlow's float64 matmul is Eigen's, not oneDNN's, and much slower than NumPy's BLAS)."""
+    import numpy as np
+    import tensorflow as tf
+
+    widths = [28 * 28, *[config.hidden_units] * config.hidden_layers, config.num_classes]
+    rng = np.random.default_rng(0)
+    arrays = [(rng.random((batch, a)).astype(dtype), rng.random((a, b)).astype(dtype),
+               rng.random((batch, b)).astype(dtype)) for a, b in zip(widths, widths[1:])]
+    tensors = [tuple(tf.constant(v) for v in triple) for triple in arrays]
+
+    def numpy_step() -> None:
+        for x, w, dy in arrays:
+            x @ w, dy @ w.T, x.T @ dy
+
+    @tf.function
+    def tf_step():
+        return [(tf.matmul(x, w), tf.matmul(dy, w, transpose_b=True), tf.matmul(x, dy, transpose_a=True))
+                for x, w, dy in tensors]
+
+    out = {}
+    for name, fn in (("numpy", numpy_step), ("tensorflow", tf_step)):
+        fn()
+        out[name] = min(_seconds(fn) for _ in range(repeats))
+    return out
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def measure(method: str, config, x, y, memory, steps: int, rounds: int, settings: dict) -> list[float]:
@@ -94,28 +130,39 @@ def main() -> None:
     precision = params["runtime"]["precision"]
     floor_rate = max(gemm_gflops(dtype=precision).values())
     flops = step_flops(config, train["batch_size"])
+    matmuls = step_matmul_seconds(config, train["batch_size"], precision)
     rows, per_method = [], {}
     for label, method, adds in KINDS:
         times = measure(method, config, x, y, memory.arrays(), args.steps, args.rounds, settings)
         median = statistics.median(times)
         memory_rows = 2 if method in ("er", "agem") else 1
         floor = flops * memory_rows / (floor_rate * 1e9)
+        in_tf = matmuls["tensorflow"] * memory_rows
         per_method[method] = median
-        rows.append([label, adds, f"{median * 1e3:.2f}", f"{floor * 1e3:.2f}", f"{floor / median:.0%}"])
+        rows.append([label, adds, f"{median * 1e3:.2f}", f"{in_tf * 1e3:.2f}", f"{in_tf / median:.0%}",
+                     f"{floor * 1e3:.2f}", f"{floor / median:.0%}"])
     table(f"One training step, batch {train['batch_size']} (+ 128 from memory), {precision}, "
           f"{params['runtime']['threads']} threads; median of {args.rounds} rounds of {args.steps} steps",
-          ["kind", "adds to the step", "ms per step", "floor ms", "of the floor"], rows)
+          ["kind", "adds to the step", "ms per step", "its matmuls in TF, ms", "of the step",
+           "floor ms", "of the floor"], rows)
     iterations, count = train["iterations"], len(section["order"])
     seed_total = sum(per_method.get(m, per_method["ewc"]) * iterations * count * len(section["scenarios"])
                      for m in section["methods"])
     seed_total += per_method["none"] * iterations * count * len(section["scenarios"])  # the joint models
-    table("One seed of the study (training steps only; each stage adds ~7 s of start-up and seconds of scoring)",
-          ["methods x scenarios", "steps", "minutes", "at the floor"],
+    # batches of the seed's steps (replay and A-GEM: two from task 2 on, counted as two throughout), joint included
+    batches = sum(2 if m in ("er", "agem") else 1 for m in (*section["methods"], "none"))
+    batches *= iterations * count * len(section["scenarios"])
+    table("One seed of the study, one stage after another (training steps only; each stage adds ~7 s of start-up "
+          "and seconds of scoring)",
+          ["methods x scenarios", "steps", "minutes", "its matmuls in TF (min)", "at the floor (min)"],
           [[f"{len(section['methods'])} + joint x {len(section['scenarios'])}",
             (len(section["methods"]) + 1) * len(section["scenarios"]) * iterations * count,
-            f"{seed_total / 60:.1f}",
-            f"{flops * (len(section['methods']) + 1) * len(section['scenarios']) * iterations * count / (floor_rate * 1e9) / 60:.1f}"]])
-    print(f"\nDense matmul floor: {floor_rate:.1f} GFLOP/s ({precision}); a step: {flops / 1e6:.0f} MFLOP")
+            f"{seed_total / 60:.1f}", f"{batches * matmuls['tensorflow'] / 60:.1f}",
+            f"{batches * flops / (floor_rate * 1e9) / 60:.1f}"]])
+    print(f"\nDense matmul floor: {floor_rate:.1f} GFLOP/s ({precision}); a step: {flops / 1e6:.0f} MFLOP; the step's "
+          f"matmuls alone at its shapes: {matmuls['numpy'] * 1e3:.2f} ms in NumPy ({flops / matmuls['numpy'] / 1e9:.0f} "
+          f"GFLOP/s), {matmuls['tensorflow'] * 1e3:.2f} ms in TensorFlow ({flops / matmuls['tensorflow'] / 1e9:.0f} "
+          f"GFLOP/s)")
 
 
 if __name__ == "__main__":

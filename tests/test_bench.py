@@ -64,8 +64,8 @@ def test_the_precision_bench_trains_its_model_and_fingerprints_the_weights_deter
 
 def test_the_scenarios_bench_times_every_kind_of_step_and_counts_the_floor_s_flops():
     """bench.scenarios' measurement on a tiny model: every kind of step it times trains (a finite time per round),
-    and the FLOP count of a step is 6·B·P."""
-    from bench.scenarios import KINDS, measure, step_flops
+    the step's matmuls are timed alone in both libraries, and the FLOP count of a step is 6·B·P."""
+    from bench.scenarios import KINDS, measure, step_flops, step_matmul_seconds
     from cllab import model
     from cllab.scenarios import ClassBalancedMemory
 
@@ -79,6 +79,8 @@ def test_the_scenarios_bench_times_every_kind_of_step_and_counts_the_floor_s_flo
     for _, method, _ in KINDS:
         times = measure(method, config, x, y, memory.arrays(), steps=3, rounds=2, settings=settings)
         assert len(times) == 2 and all(0 < t < 60 for t in times), method
+    matmuls = step_matmul_seconds(config, 16, "float64", repeats=2)
+    assert set(matmuls) == {"numpy", "tensorflow"} and all(0 < t < 60 for t in matmuls.values())
     big = model.ModelConfig(hidden_units=400, hidden_layers=2, dropout=0.0, num_classes=10)
     assert step_flops(big, 128) == 6 * 128 * (784 * 400 + 400 * 400 + 400 * 10)  # 365 MFLOP
 
