@@ -50,12 +50,13 @@ def gemm_gflops(n: int = 1024, repeats: int = 20, dtype: str = "float32") -> dic
     out = {}
     for name, fn in (("numpy", lambda: a @ a), ("tensorflow", lambda: tf.matmul(ta, ta).numpy())):
         fn()
-        best = min(_timed(fn) for _ in range(repeats))
+        best = min(timed(fn) for _ in range(repeats))
         out[name] = 2 * n**3 / best / 1e9
     return out
 
 
-def _timed(fn) -> float:
+def timed(fn) -> float:
+    """Seconds one call of `fn` takes."""
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start

@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bench.run import gemm_gflops, table  # noqa: E402
+from bench.run import gemm_gflops, table, timed  # noqa: E402
 
 # (label, method, what it adds to a step) — one method of each kind the training step hosts
 KINDS = (
@@ -64,14 +64,8 @@ def step_matmul_seconds(config, batch: int, dtype: str, repeats: int = 50) -> di
     out = {}
     for name, fn in (("numpy", numpy_step), ("tensorflow", tf_step)):
         fn()
-        out[name] = min(_seconds(fn) for _ in range(repeats))
+        out[name] = min(timed(fn) for _ in range(repeats))
     return out
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def measure(method: str, config, x, y, memory, steps: int, rounds: int, settings: dict) -> list[float]:
