@@ -74,8 +74,10 @@ def base(stage: str) -> str:
 
 
 def method_of(stage: str) -> str | None:
-    """train_b@0-ewc, run@0-ewc, run@0-task-ewc: ewc (seeds and scenarios have no '-', methods no '-')."""
-    return stage.rsplit("-", 1)[1] if base(stage) in PER_METHOD else None
+    """train_b@0-ewc, run@0-ewc, run@0-task-ewc, run_sgd@0-domain-ewc (a scenario variant's run): ewc (seeds and
+    scenarios have no '-', methods no '-')."""
+    per_method = base(stage) in PER_METHOD or base(stage).startswith("run_")
+    return stage.rsplit("-", 1)[1] if per_method else None
 
 
 @pytest.fixture(scope="module")
