@@ -32,6 +32,13 @@ KINDS = (
 )
 
 
+def batches_per_step(method: str) -> int:
+    """2 for a method with a memory (replay, A-GEM: a memory batch beside each new one), else 1."""
+    from cllab import methods
+
+    return 2 if methods.get(method).memory else 1
+
+
 def step_flops(config, batch: int) -> float:
     """6·B·P: the forward and backward matmuls of one training step (biases and activations are noise)."""
     widths = [28 * 28, *[config.hidden_units] * config.hidden_layers, config.num_classes]
@@ -129,7 +136,7 @@ def main() -> None:
     for label, method, adds in KINDS:
         times = measure(method, config, x, y, memory.arrays(), args.steps, args.rounds, settings)
         median = statistics.median(times)
-        memory_rows = 2 if method in ("er", "agem") else 1
+        memory_rows = batches_per_step(method)
         floor = flops * memory_rows / (floor_rate * 1e9)
         in_tf = matmuls["tensorflow"] * memory_rows
         per_method[method] = median
@@ -144,7 +151,7 @@ def main() -> None:
                      for m in section["methods"])
     seed_total += per_method["none"] * iterations * count * len(section["scenarios"])  # the joint models
     # batches of the seed's steps (replay and A-GEM: two from task 2 on, counted as two throughout), joint included
-    batches = sum(2 if m in ("er", "agem") else 1 for m in (*section["methods"], "none"))
+    batches = sum(batches_per_step(m) for m in (*section["methods"], "none"))
     batches *= iterations * count * len(section["scenarios"])
     table("One seed of the study, one stage after another (training steps only; each stage adds ~7 s of start-up "
           "and seconds of scoring)",
