@@ -16,6 +16,14 @@ MNIST_NAMES = (
 )
 
 
+def without_variants(params: dict) -> dict:
+    """`params` with every scenario variant's lists emptied, so that no variant runs unless a test says which (a new
+    variant in params.yaml needs no test edited)."""
+    for variant in params["scenarios"]["variants"].values():
+        variant.update(scenarios=[], methods=[])
+    return params
+
+
 def _mnist_dir() -> Path | None:
     """The four original MNIST files: $MNIST_DIR, the project's data/raw/, or ../shared/data/mnist/."""
     candidates = [os.environ.get("MNIST_DIR"), ROOT / "data" / "raw", ROOT.parent / "shared" / "data" / "mnist"]

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import without_variants
+
 SEEDS, METHODS, SCENARIOS = [0, 1], ["none", "ewc", "er"], ["task", "class"]
 
 
@@ -29,8 +31,7 @@ def _matrix(scenario: str, method: str, seed: int) -> list[list[float]]:
 def project(tmp_path: Path, root: Path) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["scenarios"].update(seeds=SEEDS, methods=METHODS, scenarios=SCENARIOS)
-    for variant in params["scenarios"]["variants"].values():  # none runs here unless a test says so (_with_variant)
-        variant.update(scenarios=[], methods=[])
+    without_variants(params)  # none runs here unless a test says so (_with_variant)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "sequence" / "paper").mkdir(parents=True)
     (tmp_path / "sequence" / "paper" / "params.yaml").write_text((root / "sequence/paper/params.yaml").read_text())
