@@ -4,7 +4,9 @@ the table behind each choice.
 Rule (scenarios/README.md): for each scenario, method and λ of its grid, train all the tasks (seed 0, everything else
 as params.yaml `scenarios` says) and score the validation average accuracy over the tasks after the last one, read
 as the scenario reads test data; pick the λ with the highest. A diverged run scores 0. One CSV row per run, flushed
-as it finishes, so a long grid can be read (and stopped) as it goes.
+as it finishes, so a long grid can be read (and stopped) as it goes; its last column is R on validation data (row i:
+the accuracy on tasks 1..i after task i; rows split by "/"), which shows what an average hides (a task forgotten, a
+new task not learned).
 
     python -m scripts.select_scenarios --scenario class --grid ewc=1e2,1e4,1e6 --grid si=10,100,1000
     python -m scripts.select_scenarios --scenario domain --scenario task --grid lwf=0.3,1,3 [--iterations 500]
@@ -70,7 +72,7 @@ def main() -> None:
     train = {**section["train"], **variant["train"]}
     print(f"scenarios: {train}, {section['model']}, seed {args.seed}"
           + ("" if args.variant is None else f", variant {args.variant}"))
-    print("scenario,method,lambda,val_average_after_last,val_average_after_each")
+    print("scenario,method,lambda,val_average_after_last,val_average_after_each,val_R")
     best = {}
     for name in args.scenario or section["scenarios"]:
         scenario = Scenario(name, tuple(tuple(g) for g in section["order"]))
@@ -85,8 +87,11 @@ def main() -> None:
                 except training.DivergedError as err:
                     print(f"{name},{method},{strength:g},0,diverged  # {err}", flush=True)
                     continue
-                each = [float(np.mean(row)) for row in result["R"]["val"]]
-                print(f"{name},{method},{strength:g},{each[-1]:.4f},{' '.join(f'{v:.4f}' for v in each)}", flush=True)
+                rows = result["R"]["val"]
+                each = [float(np.mean(row)) for row in rows]
+                r = "/".join(" ".join(f"{v:.4f}" for v in row) for row in rows)
+                print(f"{name},{method},{strength:g},{each[-1]:.4f},{' '.join(f'{v:.4f}' for v in each)},{r}",
+                      flush=True)
                 if each[-1] > best.get((name, method), (-1.0, None))[0]:
                     best[name, method] = (each[-1], strength)
     for (name, method), (score, strength) in best.items():
