@@ -9,8 +9,10 @@ from typing import Sequence
 
 import tensorflow as tf
 
+TEMPERATURE = 2.0  # LwF's softening (Li & Hoiem 2017; Hinton et al. 2015)
 
-def distillation_loss(new_logits: tf.Tensor, old_logits: tf.Tensor, temperature: float = 2.0) -> tf.Tensor:
+
+def distillation_loss(new_logits: tf.Tensor, old_logits: tf.Tensor, temperature: float = TEMPERATURE) -> tf.Tensor:
     """LwF's term: the cross-entropy of the new model's outputs against the old model's, both softened by
     `temperature` T, times T² (so its gradient keeps the scale of a hard-label loss; Hinton et al. 2015), averaged
     over the rows. `old_logits` are targets: no gradient flows into them. Mask what is compared (`mask_units`): a unit

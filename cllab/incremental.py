@@ -31,9 +31,6 @@ from cllab import functional, importance, methods, model, regularizers, scenario
 from cllab.scenarios import ClassBalancedMemory, Scenario, SplitTasks
 from cllab.sequence import Carry
 
-MASKED = -1e9  # the logit of a unit that is not live: exp(MASKED - max) is 0 in float32 and float64 alike
-TEMPERATURE = 2.0  # LwF's softening (Li & Hoiem 2017; Hinton et al. 2015)
-
 
 class _Untracked:
     """Holds the teacher model out of Keras' attribute tracking, so that its weights are not the student's."""
@@ -87,7 +84,7 @@ class IncrementalClassifier(model.ContinualClassifier):
         self.distill_weight.assign(distill_weight if teacher_weights is not None else 0.0)
 
     def masked(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        """Each row's logits with the units not live for its label set to MASKED."""
+        """Each row's logits with the units not live for its label set to functional.MASKED."""
         return functional.mask_units(logits, tf.gather(self.live, y) > 0)
 
     def _distillation(self, x: tf.Tensor, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -106,7 +103,7 @@ class IncrementalClassifier(model.ContinualClassifier):
             on = self.teacher_units[g] > 0
             shares = tf.reduce_any(on & live, axis=-1, keepdims=True)  # the head and the row share the output layer
             terms.append(functional.distillation_loss(functional.mask_units(logits, on | (live & shares)),
-                                                      functional.mask_units(old, on), TEMPERATURE))
+                                                      functional.mask_units(old, on)))
             heads.append(tf.cast(tf.reduce_any(on), logits.dtype))
         count = tf.add_n(heads)
         return tf.add_n([t * h for t, h in zip(terms, heads)]) / tf.maximum(count, 1)
