@@ -16,6 +16,16 @@ MNIST_NAMES = (
 )
 
 
+def run_script(root: Path, module: str, *flags: str, cwd: Path | None = None):
+    """`python -m <module> <flags>` of the project at `root`, run in `cwd` (default: `root`), output captured."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", module, *flags], cwd=cwd or root, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
 def without_variants(params: dict) -> dict:
     """`params` with every scenario variant's lists emptied, so that no variant runs unless a test says which (a new
     variant in params.yaml needs no test edited)."""

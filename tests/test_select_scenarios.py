@@ -3,21 +3,13 @@ before any training, and a run prints its CSV row with validation R (triangular,
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import run_script
 from test_pipeline import put_mnist
-
-
-def _select(root: Path, cwd: Path, *flags: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([sys.executable, "-m", "scripts.select_scenarios", *flags], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -28,7 +20,7 @@ def _select(root: Path, cwd: Path, *flags: str) -> subprocess.CompletedProcess:
     (["--grid", "ewc=1", "--iterations", "0"], "scenarios.train.iterations must be"),
 ])
 def test_a_bad_argument_stops_in_one_line_before_any_training(root: Path, flags, message):
-    done = _select(root, root, *flags)
+    done = run_script(root, "scripts.select_scenarios", *flags)
     assert done.returncode != 0 and done.stdout == ""
     assert message in done.stderr.strip().splitlines()[-1]
 
@@ -40,7 +32,7 @@ def test_a_run_prints_its_row_with_the_validation_averages_and_r(root: Path, mni
     params["prepare"]["tfds_dir"] = str(tfds_dir)
     params["scenarios"]["model"].update(hidden_units=16, hidden_layers=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    done = _select(root, tmp_path, "--scenario", "class", "--grid", "ewc=1,10", "--iterations", "3")
+    done = run_script(root, "scripts.select_scenarios", "--scenario", "class", "--grid", "ewc=1,10", "--iterations", "3", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = "scenario,method,lambda,val_average_after_last,val_average_after_each,val_R"

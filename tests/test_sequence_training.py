@@ -397,11 +397,9 @@ def test_the_penalty_a_run_builds_from_its_carry_has_the_gradient_of_the_sum_ove
     (["--overrides", "sequence/nope.yaml"], "sequence/nope.yaml: not found"),
 ])
 def test_the_selection_script_stops_on_a_bad_override_before_any_training(root, flags, message):
-    import subprocess
-    import sys
+    from conftest import run_script
 
     grid = [] if "--grid" in flags else ["--grid", "none=0"]
-    done = subprocess.run([sys.executable, "-m", "scripts.select_sequence", *grid, *flags], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    done = run_script(root, "scripts.select_sequence", *grid, *flags)
     assert done.returncode != 0 and done.stdout == ""
     assert message in done.stderr.strip().splitlines()[-1]
